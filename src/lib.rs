@@ -1,0 +1,13 @@
+//! in.tcpmuxd: a TCPMUX server (RFC 1078) for inetd, xinetd and systemd.
+//!
+//! The pure parts (`protocol`, `table`) do no I/O and are unit-tested; the
+//! session loop reads and writes through small traits so that inetd mode and
+//! its tests share it.
+
+pub mod exit;
+pub mod inetd;
+pub mod logging;
+pub mod peer;
+pub mod protocol;
+pub mod session;
+pub mod table;

@@ -1,0 +1,239 @@
+//! The binary as inetd runs it: an accepted TCP socket on fds 0, 1 and 2, or
+//! a pipe. Every reply is checked byte for byte, with the exit status.
+
+mod common;
+
+use std::io::Write;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{Inetd, Syslog, run_piped};
+
+const NO_LOG: &[&str] = &["--log", "none"];
+const UNKNOWN: &[u8] = b"-Service not available; send HELP for a list\r\n";
+
+/// Sends `input` in one write, closes the client's sending side, and
+/// returns the reply and the exit status.
+fn exchange(input: &[u8]) -> (Vec<u8>, i32) {
+    let mut inetd = Inetd::spawn(NO_LOG);
+    inetd.send(input);
+    inetd.client.shutdown(std::net::Shutdown::Write).unwrap();
+    inetd.finish()
+}
+
+#[test]
+fn piped_help_lists_tcpmux() {
+    let (out, err, code) = run_piped(&[], b"HELP\r\n");
+    assert_eq!(out, b"tcpmux\r\n");
+    assert_eq!(err, b"", "nothing but the reply may reach the client");
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn the_table_of_inputs_and_replies() {
+    let cases: &[(&[u8], &[u8], i32)] = &[
+        (b"HELP\r\n", b"tcpmux\r\n", 0),
+        (b"help\r\n", b"tcpmux\r\n", 0),
+        (
+            b"tcpmux\r\nTCPMUX\r\nhelp\r\n",
+            b"+OK\r\n+OK\r\ntcpmux\r\n",
+            0,
+        ),
+        (b"echo\r\n", UNKNOWN, 3),
+        (
+            b"tcpmux\r\nnosuch\r\n",
+            b"+OK\r\n-Service not available; send HELP for a list\r\n",
+            3,
+        ),
+        (
+            b"HELP\n",
+            b"-Bad request: lines must end with CR LF, not a bare LF\r\n",
+            4,
+        ),
+        (
+            b"HE\rLP\r\n",
+            b"-Bad request: a CR must be followed by LF\r\n",
+            4,
+        ),
+        (
+            b"HE\0LP\r\n",
+            b"-Bad request: control characters are not allowed\r\n",
+            4,
+        ),
+        (
+            b"\tHELP\r\n",
+            b"-Bad request: control characters are not allowed\r\n",
+            4,
+        ),
+        (
+            b"HEL\x7f\r\n",
+            b"-Bad request: control characters are not allowed\r\n",
+            4,
+        ),
+        (
+            "caf\u{e9}\r\n".as_bytes(),
+            b"-Bad request: service names are ASCII\r\n",
+            4,
+        ),
+        (
+            b"tcp mux\r\n",
+            b"-Bad request: service names contain no spaces\r\n",
+            4,
+        ),
+        (
+            b"\r\n",
+            b"-Bad request: empty service name; send HELP for a list\r\n",
+            4,
+        ),
+        (b"tcp", b"", 6),
+        (b"", b"", 6),
+    ];
+    for (input, reply, code) in cases {
+        let got = exchange(input);
+        assert_eq!(
+            (String::from_utf8_lossy(&got.0), got.1),
+            (String::from_utf8_lossy(reply), *code),
+            "input {:?}",
+            String::from_utf8_lossy(input)
+        );
+    }
+}
+
+#[test]
+fn a_name_of_256_bytes_is_read_and_one_of_257_refused() {
+    let mut line = vec![b'x'; 256];
+    line.extend_from_slice(b"\r\n");
+    assert_eq!(exchange(&line), (UNKNOWN.to_vec(), 3));
+
+    let mut line = vec![b'x'; 257];
+    line.extend_from_slice(b"\r\n");
+    let too_long = b"-Bad request: service names are at most 256 bytes\r\n";
+    assert_eq!(exchange(&line), (too_long.to_vec(), 4));
+}
+
+#[test]
+fn bytes_after_the_answered_line_stay_unread() {
+    let mut inetd = Inetd::spawn(NO_LOG);
+    inetd.send(b"tcpmux\r\nnosuch\r\nFOR-THE-SERVICE\0\xff\r\n");
+    let (reply, code) = inetd.finish();
+    assert_eq!(reply, [&b"+OK\r\n"[..], UNKNOWN].concat());
+    assert_eq!(code, 3);
+    assert_eq!(inetd.unread(), b"FOR-THE-SERVICE\0\xff\r\n");
+
+    let mut inetd = Inetd::spawn(NO_LOG);
+    inetd.send(b"HELP\r\nrest");
+    assert_eq!(inetd.finish(), (b"tcpmux\r\n".to_vec(), 0));
+    assert_eq!(inetd.unread(), b"rest");
+}
+
+#[test]
+fn a_megabyte_without_a_newline_is_refused_after_257_bytes() {
+    let mut inetd = Inetd::spawn(NO_LOG);
+    let mut writer = inetd.client.try_clone().unwrap();
+    let sender = thread::spawn(move || {
+        writer.write_all(&vec![b'a'; 1 << 20]).unwrap();
+        writer.shutdown(std::net::Shutdown::Write).unwrap();
+    });
+    let status = common::wait_for(&mut inetd.child);
+    assert_eq!(status.code(), Some(4));
+    // The binary read 256 name bytes and the one too many, no more.
+    let mut rest = Vec::new();
+    std::io::Read::read_to_end(&mut inetd.server, &mut rest).unwrap();
+    assert_eq!(rest.len(), (1 << 20) - 257);
+    sender.join().unwrap();
+    let (reply, _) = inetd.finish();
+    assert_eq!(
+        reply,
+        b"-Bad request: service names are at most 256 bytes\r\n"
+    );
+}
+
+#[test]
+fn the_deadline_covers_the_whole_line_however_it_dribbles_in() {
+    let mut inetd = Inetd::spawn(&["--log", "none", "--timeout", "1"]);
+    let start = Instant::now();
+    // One byte every 200 ms keeps each read short, but not the line.
+    for &byte in b"tcpmuxtcpmux" {
+        if inetd.child.try_wait().unwrap().is_some() {
+            break;
+        }
+        let _ = std::io::Write::write_all(&mut inetd.client, &[byte]);
+        thread::sleep(Duration::from_millis(200));
+    }
+    let (reply, code) = inetd.finish();
+    assert_eq!(reply, b"-Timed out waiting for a service name\r\n");
+    assert_eq!(code, 5);
+    assert!(start.elapsed() >= Duration::from_secs(1));
+}
+
+#[test]
+fn silence_times_out() {
+    let mut inetd = Inetd::spawn(&["--log", "none", "-t", "1"]);
+    let (reply, code) = inetd.finish();
+    assert_eq!(reply, b"-Timed out waiting for a service name\r\n");
+    assert_eq!(code, 5);
+}
+
+#[test]
+fn a_syslog_line_per_connection_and_nothing_to_the_client() {
+    let syslog = Syslog::new();
+    let mut inetd = Inetd::spawn(&["--syslog-socket", &syslog.path()]);
+    let client_port = inetd.client.local_addr().unwrap().port();
+    let pid = inetd.child.id();
+    inetd.send(b"tcpmux\r\nHELP\r\n");
+    assert_eq!(inetd.finish(), (b"+OK\r\ntcpmux\r\n".to_vec(), 0));
+    // Facility daemon (3), severity info (6): priority 3 * 8 + 6.
+    let line = syslog.line();
+    assert!(line.starts_with("<30>"), "{line}");
+    let expected =
+        format!("in.tcpmuxd[{pid}]: peer=127.0.0.1:{client_port} name=HELP outcome=help tcpmux=1");
+    assert!(line.ends_with(&expected), "{line}");
+    assert_eq!(syslog.rest(), Vec::<String>::new());
+}
+
+#[test]
+fn a_bad_line_is_logged_by_what_was_received() {
+    let syslog = Syslog::new();
+    let mut inetd = Inetd::spawn(&["--syslog-socket", &syslog.path()]);
+    inetd.send(b"ev\x1bil\r\n");
+    let (_, code) = inetd.finish();
+    assert_eq!(code, 4);
+    let line = syslog.line();
+    assert!(
+        line.ends_with(" name=ev outcome=bad-line (control byte)"),
+        "{line}"
+    );
+}
+
+#[test]
+fn a_missing_syslog_socket_fails_nothing() {
+    let mut inetd = Inetd::spawn(&["--syslog-socket", "/nonexistent/log"]);
+    inetd.send(b"HELP\r\n");
+    assert_eq!(inetd.finish(), (b"tcpmux\r\n".to_vec(), 0));
+}
+
+#[test]
+fn an_argument_error_goes_to_syslog_never_to_the_client() {
+    let syslog = Syslog::new();
+    let mut inetd = Inetd::spawn(&["--syslog-socket", &syslog.path(), "--timeout", "0"]);
+    inetd.send(b"HELP\r\n");
+    assert_eq!(inetd.finish(), (Vec::new(), 2));
+    let line = syslog.line();
+    assert!(line.starts_with("<27>"), "daemon.err: {line}");
+    assert!(line.contains("--timeout"), "{line}");
+}
+
+#[test]
+fn help_and_version_print_for_a_person() {
+    let (out, _, code) = run_piped(&["--help"], b"");
+    assert_eq!(code, 0);
+    let help = String::from_utf8(out).unwrap();
+    assert!(help.contains("--timeout <SECONDS>"), "{help}");
+    assert!(help.contains("Exit status:"), "{help}");
+    let (out, _, code) = run_piped(&["--version"], b"");
+    assert_eq!(code, 0);
+    assert_eq!(
+        out,
+        format!("in.tcpmuxd {}\n", env!("CARGO_PKG_VERSION")).as_bytes()
+    );
+}

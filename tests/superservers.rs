@@ -1,0 +1,239 @@
+//! The binary under the real super-servers from Debian's packages, each set
+//! up from the file this project ships for it, on a loopback test port.
+//!
+//! `.ci/run` installs them and sets `TCPMUXD_REQUIRE_SUPERSERVERS=1`, so in
+//! CI a missing one fails the run; elsewhere its test says so and passes.
+
+mod common;
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{PATIENCE, TempDir, binary};
+
+/// Whether `program` can be run; missing is a failure only in CI.
+fn present(program: &str) -> bool {
+    if Path::new(program).exists() {
+        return true;
+    }
+    if std::env::var_os("TCPMUXD_REQUIRE_SUPERSERVERS").is_some() {
+        panic!("{program} is missing; .ci/run installs it");
+    }
+    eprintln!("skipped: {program} is not installed (.ci/run installs it)");
+    false
+}
+
+/// The test inetd: Debian's openbsd-inetd, unpacked by `.ci/run` so that it
+/// need not conflict with xinetd.
+fn openbsd_inetd() -> String {
+    std::env::var("TCPMUXD_TEST_INETD")
+        .unwrap_or_else(|_| "/opt/tcpmuxd-ci/openbsd-inetd/usr/sbin/inetd".to_owned())
+}
+
+/// A port nothing listens on right now.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A super-server, killed when the test ends however it ends.
+struct Running(Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start(command: &mut Command, port: u16) -> Running {
+    let running = Running(
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start the super-server"),
+    );
+    let start = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(start.elapsed() < PATIENCE, "nothing listens on {port}");
+        thread::sleep(Duration::from_millis(20));
+    }
+    running
+}
+
+/// Sends `request` in one write and reads the reply to the end.
+fn ask(port: u16, request: &[u8]) -> Vec<u8> {
+    let mut client = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    client.set_read_timeout(Some(PATIENCE)).unwrap();
+    client.write_all(request).unwrap();
+    let mut reply = Vec::new();
+    client.read_to_end(&mut reply).unwrap();
+    reply
+}
+
+/// What every super-server must pass on: the list, pipelined requests with
+/// no byte lost between them, and a refusal.
+fn check_the_protocol(port: u16) {
+    // The probe connection of `start` may still be in the accept queue.
+    assert_eq!(ask(port, b"HELP\r\n"), b"tcpmux\r\n");
+    assert_eq!(ask(port, b"tcpmux\r\nHELP\r\n"), b"+OK\r\ntcpmux\r\n");
+    assert_eq!(
+        ask(port, b"nosuch\r\n"),
+        b"-Service not available; send HELP for a list\r\n"
+    );
+}
+
+/// Replaces `from` in `text`, failing if it is not there, so the test never
+/// quietly runs a file other than the one shipped.
+fn replace(text: &str, from: &str, to: &str) -> String {
+    assert!(text.contains(from), "{from:?} not in the shipped file");
+    text.replace(from, to)
+}
+
+fn shipped(path: &str) -> String {
+    fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(path)).unwrap()
+}
+
+#[test]
+fn under_systemd_socket_activate() {
+    let activate = "/usr/bin/systemd-socket-activate";
+    if !present(activate) {
+        return;
+    }
+    let port = free_port();
+    let _server = start(
+        Command::new(activate)
+            .args(["--inetd", "-a", "-l", &format!("127.0.0.1:{port}")])
+            .arg(binary())
+            .stderr(Stdio::null()),
+        port,
+    );
+    check_the_protocol(port);
+}
+
+#[test]
+fn under_xinetd_with_the_shipped_service_file() {
+    if !present("/usr/sbin/xinetd") {
+        return;
+    }
+    let dir = TempDir::new("xinetd");
+    let port = free_port();
+    let service = shipped("etc/xinetd.d/tcpmux");
+    let service = replace(&service, "disable\t\t= yes", "disable\t\t= no");
+    let service = replace(&service, "port\t\t= 1\n", &format!("port\t\t= {port}\n"));
+    let service = replace(&service, "/usr/sbin/in.tcpmuxd", binary().to_str().unwrap());
+    fs::write(dir.path().join("tcpmux"), service).unwrap();
+    let conf = format!(
+        "defaults\n{{\n}}\ninclude {}/tcpmux\n",
+        dir.path().display()
+    );
+    fs::write(dir.path().join("xinetd.conf"), conf).unwrap();
+    let _server = start(
+        Command::new("/usr/sbin/xinetd")
+            .arg("-dontfork")
+            .arg("-f")
+            .arg(dir.path().join("xinetd.conf"))
+            .arg("-pidfile")
+            .arg(dir.path().join("pid"))
+            .stderr(Stdio::null()),
+        port,
+    );
+    check_the_protocol(port);
+}
+
+#[test]
+fn under_openbsd_inetd_with_the_shipped_line() {
+    let inetd = openbsd_inetd();
+    if !present(&inetd) {
+        return;
+    }
+    let dir = TempDir::new("inetd");
+    let port = free_port();
+    let line = shipped("etc/inetd.conf")
+        .lines()
+        .find(|l| !l.starts_with('#'))
+        .expect("the inetd.conf line")
+        .to_owned();
+    // The shipped line listens on port 1 everywhere; the test on its own port.
+    let line = replace(&line, "tcpmux\t", &format!("127.0.0.1:{port}\t"));
+    let line = replace(&line, "/usr/sbin/in.tcpmuxd", binary().to_str().unwrap());
+    fs::write(dir.path().join("inetd.conf"), line + "\n").unwrap();
+    let _server = start(
+        Command::new(&inetd)
+            .arg("-i")
+            .arg(dir.path().join("inetd.conf"))
+            .stderr(Stdio::null()),
+        port,
+    );
+    check_the_protocol(port);
+}
+
+/// The value of `key=` in a unit file, failing if it is not set.
+fn unit_value(unit: &str, key: &str) -> String {
+    let prefix = format!("{key}=");
+    unit.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("{key}= not in the unit"))
+        .to_owned()
+}
+
+#[test]
+fn the_shipped_systemd_units_verify_and_serve() {
+    let activate = "/usr/bin/systemd-socket-activate";
+    if !present(activate) || !present("/usr/bin/systemd-analyze") {
+        return;
+    }
+    let socket = shipped("etc/systemd/tcpmux.socket");
+    let service = shipped("etc/systemd/tcpmux@.service");
+    assert_eq!(unit_value(&socket, "ListenStream"), "1");
+    assert_eq!(unit_value(&socket, "Accept"), "yes");
+    assert_eq!(unit_value(&service, "StandardInput"), "socket");
+    assert_eq!(unit_value(&service, "StandardOutput"), "socket");
+    assert_eq!(unit_value(&service, "StandardError"), "journal");
+
+    // systemd's own checker, with the binary where the unit expects it.
+    let dir = TempDir::new("systemd");
+    let service = replace(&service, "/usr/sbin/in.tcpmuxd", binary().to_str().unwrap());
+    fs::write(dir.path().join("tcpmux.socket"), &socket).unwrap();
+    fs::write(dir.path().join("tcpmux@.service"), &service).unwrap();
+    let verify = Command::new("/usr/bin/systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(dir.path().join("tcpmux.socket"))
+        .arg(dir.path().join("tcpmux@.service"))
+        .output()
+        .unwrap();
+    let complaints = String::from_utf8_lossy(&verify.stderr);
+    assert!(verify.status.success(), "{complaints}");
+    for complaint in complaints.lines() {
+        // systemd would rather have DynamicUser=, but a dynamic user could
+        // not run the services of a table that name `nobody`.
+        assert!(
+            complaint.ends_with("Special user nobody configured, this is not safe!"),
+            "{complaint}"
+        );
+    }
+
+    // The same connection handling, as the units describe it: accepted
+    // sockets on stdin and stdout, run as the unit's user.
+    let port = free_port();
+    let user = unit_value(&service, "User");
+    let exec = unit_value(&service, "ExecStart");
+    let _server = start(
+        Command::new(activate)
+            .args(["--inetd", "-a", "-l", &format!("127.0.0.1:{port}")])
+            .args(["/usr/bin/setpriv", "--reuid", &user, "--regid", "nogroup"])
+            .args(["--clear-groups", &exec])
+            .stderr(Stdio::null()),
+        port,
+    );
+    check_the_protocol(port);
+}
