@@ -2,28 +2,82 @@
 //! file descriptors 0, 1 and 2. One conversation, one log line, then exit or
 //! hand the connection to the chosen service.
 
-use std::io;
+use std::io::{self, Write};
 use std::os::fd::AsFd;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::exit::Exit;
+use crate::launch;
+use crate::load;
 use crate::peer::Peer;
+use crate::protocol;
 use crate::session::{self, FdSource, Outcome, Report};
-use crate::table::Table;
+use crate::table::Service;
+
+/// What inetd mode needs from the command line.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The table file, and whether it must exist (named with `-c`).
+    pub config: PathBuf,
+    pub config_required: bool,
+    pub timeout: Duration,
+}
 
 /// Serves the connection on standard input and output.
-pub fn run(table: &Table, timeout: Duration) -> Exit {
+pub fn run(settings: &Settings) -> Exit {
     let stdin = io::stdin();
     let peer = Peer::of(stdin.as_fd());
-    let mut source = FdSource::new(stdin.as_fd());
     let mut stdout = io::stdout().lock();
-    let result = session::serve(&mut source, &mut stdout, table, &peer, timeout);
-    let exit = match &result {
-        Ok(report) => exit_for(&report.outcome),
-        Err(_) => Exit::Io,
+    let strict = nix::unistd::geteuid().is_root();
+    let table = match load::load(&settings.config, settings.config_required, strict) {
+        Ok(table) => table,
+        Err(e) => {
+            let _ = stdout.write_all(protocol::UNAVAILABLE);
+            log::error!("peer={peer} outcome=config-error ({e})");
+            return Exit::Config;
+        }
     };
-    log::info!("{}", log_line(&peer, &result));
-    exit
+    let mut source = FdSource::new(stdin.as_fd());
+    let result = session::serve(&mut source, &mut stdout, &table, &peer, settings.timeout);
+    match result {
+        Ok(Report {
+            outcome: Outcome::Launch { service },
+            ..
+        }) => hand_over(&service, &peer, &mut stdout),
+        result => {
+            log::info!("{}", log_line(&peer, &result));
+            match &result {
+                Ok(report) => exit_for(&report.outcome),
+                Err(_) => Exit::Io,
+            }
+        }
+    }
+}
+
+/// Execs the service's program; returns only when that failed.
+fn hand_over(service: &Service, peer: &Peer, out: &mut impl Write) -> Exit {
+    let failure = launch::exec(service, peer, out, |creds| {
+        log::info!(
+            "peer={peer} name={} outcome=launch user={} uid={} gid={} program={}",
+            service.name,
+            creds.user,
+            creds.uid,
+            creds.gid,
+            service.program
+        );
+    });
+    if !failure.accepted {
+        let _ = out
+            .write_all(protocol::UNAVAILABLE)
+            .and_then(|()| out.flush());
+    }
+    log::error!(
+        "peer={peer} name={} outcome=launch-failed ({})",
+        service.name,
+        failure.reason
+    );
+    Exit::Launch
 }
 
 /// The exit status that tells how a conversation ended.

@@ -4,10 +4,16 @@
 //! session loop reads and writes through small traits so that inetd mode and
 //! its tests share it.
 
+pub mod access;
+pub mod check;
+pub mod config;
 pub mod exit;
 pub mod inetd;
+pub mod launch;
+pub mod load;
 pub mod logging;
 pub mod peer;
 pub mod protocol;
 pub mod session;
+pub mod sys;
 pub mod table;

@@ -7,17 +7,17 @@ use std::time::Duration;
 
 use clap::Parser;
 use tcpmuxd::exit::Exit;
-use tcpmuxd::inetd;
 use tcpmuxd::logging::{self, Target};
-use tcpmuxd::table::Table;
+use tcpmuxd::{check, inetd, load};
 
 /// A TCPMUX (RFC 1078) server, run by inetd, xinetd or systemd with the
 /// client's connection on standard input and output.
 ///
 /// It reads one service name ended by CR LF and answers one line: HELP lists
 /// the services, "tcpmux" is accepted with "+OK" and the protocol begins
-/// again, any other name is refused with a "-" line. Only CR LF ends a line;
-/// names are at most 256 printable ASCII bytes with no space, and are matched
+/// again, a service of the table (see tcpmux.conf(5)) gets the connection,
+/// any other name is refused with a "-" line. Only CR LF ends a line; names
+/// are at most 256 printable ASCII bytes with no space, and are matched
 /// without regard to case.
 ///
 /// Standard output and error belong to the client: logs go to syslog
@@ -43,6 +43,16 @@ struct Cli {
     /// The syslog socket, for chroots and tests.
     #[arg(long, value_name = "PATH", default_value = logging::DEV_LOG)]
     syslog_socket: PathBuf,
+
+    /// The service table; when the default is missing only tcpmux is served,
+    /// when a named file is missing that is an error.
+    #[arg(short, long, value_name = "FILE")]
+    config: Option<PathBuf>,
+
+    /// Check the service table and print it, then exit: 0 if it is good,
+    /// 1 if not.
+    #[arg(long)]
+    check: bool,
 }
 
 const EXIT_STATUS: &str = "\
@@ -63,9 +73,16 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return usage_error(e).into(),
     };
+    let settings = inetd::Settings {
+        config_required: cli.config.is_some(),
+        config: cli.config.unwrap_or_else(|| load::DEFAULT_PATH.into()),
+        timeout: Duration::from_secs(cli.timeout),
+    };
+    if cli.check {
+        return check::run(&settings.config, settings.config_required).into();
+    }
     logging::init(cli.log, &cli.syslog_socket);
-    let table = Table::builtin();
-    inetd::run(&table, Duration::from_secs(cli.timeout)).into()
+    inetd::run(&settings).into()
 }
 
 /// Reports a bad command line. Under a super-server standard error is the

@@ -209,20 +209,23 @@ mod tests {
     }
 
     fn run(input: &[u8], then_silence: bool) -> (Report, Vec<u8>, usize) {
+        run_with(&Table::builtin(), &Peer::unknown(), input, then_silence)
+    }
+
+    fn run_with(
+        table: &Table,
+        peer: &Peer,
+        input: &[u8],
+        then_silence: bool,
+    ) -> (Report, Vec<u8>, usize) {
         let mut script = Script {
             bytes: input.to_vec(),
             at: 0,
             then_silence,
         };
         let mut out = Vec::new();
-        let report = serve(
-            &mut script,
-            &mut out,
-            &Table::builtin(),
-            &Peer::unknown(),
-            Duration::from_secs(10),
-        )
-        .unwrap();
+        let timeout = Duration::from_secs(10);
+        let report = serve(&mut script, &mut out, table, peer, timeout).unwrap();
         (report, out, script.at)
     }
 
@@ -280,5 +283,30 @@ mod tests {
         assert_eq!(out, b"");
         let received = "tcp".to_owned();
         assert_eq!(report.outcome, Outcome::Eof { received });
+    }
+
+    #[test]
+    fn a_service_is_returned_for_launch_with_nothing_sent_and_nothing_more_read() {
+        let table = crate::config::parse("t", "+echo nobody /bin/cat\n").unwrap();
+        let (report, out, consumed) = run_with(&table, &Peer::unknown(), b"ECHO\r\nhi\r\n", false);
+        assert_eq!(out, b"");
+        assert_eq!(consumed, 6);
+        let service = table.services()[0].clone();
+        assert_eq!(report.outcome, Outcome::Launch { service });
+    }
+
+    #[test]
+    fn a_denied_service_gets_the_unknown_line_and_is_not_listed() {
+        let table = crate::config::parse("t", "+echo nobody allow=10.0.0.0/8 /bin/cat\n").unwrap();
+        let outside = Peer {
+            local: None,
+            remote: Some("192.0.2.1:4000".parse().unwrap()),
+        };
+        let (report, out, _) = run_with(&table, &outside, b"echo\r\n", false);
+        assert_eq!(out, protocol::UNKNOWN_SERVICE);
+        let name = "echo".to_owned();
+        assert_eq!(report.outcome, Outcome::Denied { name });
+        let (_, out, _) = run_with(&table, &outside, b"HELP\r\n", false);
+        assert_eq!(out, b"tcpmux\r\n");
     }
 }

@@ -120,24 +120,23 @@ fn under_systemd_socket_activate() {
     check_the_protocol(port);
 }
 
-#[test]
-fn under_xinetd_with_the_shipped_service_file() {
-    if !present("/usr/sbin/xinetd") {
-        return;
-    }
-    let dir = TempDir::new("xinetd");
-    let port = free_port();
+/// xinetd with the shipped service file on `port`, and `server_args` when
+/// given; `dir` holds the files.
+fn xinetd(dir: &TempDir, port: u16, server_args: Option<&str>) -> Running {
     let service = shipped("etc/xinetd.d/tcpmux");
     let service = replace(&service, "disable\t\t= yes", "disable\t\t= no");
     let service = replace(&service, "port\t\t= 1\n", &format!("port\t\t= {port}\n"));
-    let service = replace(&service, "/usr/sbin/in.tcpmuxd", binary().to_str().unwrap());
+    let mut service = replace(&service, "/usr/sbin/in.tcpmuxd", binary().to_str().unwrap());
+    if let Some(args) = server_args {
+        service = replace(&service, "\n}", &format!("\n\tserver_args\t= {args}\n}}"));
+    }
     fs::write(dir.path().join("tcpmux"), service).unwrap();
     let conf = format!(
         "defaults\n{{\n}}\ninclude {}/tcpmux\n",
         dir.path().display()
     );
     fs::write(dir.path().join("xinetd.conf"), conf).unwrap();
-    let _server = start(
+    start(
         Command::new("/usr/sbin/xinetd")
             .arg("-dontfork")
             .arg("-f")
@@ -146,7 +145,17 @@ fn under_xinetd_with_the_shipped_service_file() {
             .arg(dir.path().join("pid"))
             .stderr(Stdio::null()),
         port,
-    );
+    )
+}
+
+#[test]
+fn under_xinetd_with_the_shipped_service_file() {
+    if !present("/usr/sbin/xinetd") {
+        return;
+    }
+    let dir = TempDir::new("xinetd");
+    let port = free_port();
+    let _server = xinetd(&dir, port, None);
     check_the_protocol(port);
 }
 
@@ -236,4 +245,56 @@ fn the_shipped_systemd_units_verify_and_serve() {
         port,
     );
     check_the_protocol(port);
+}
+
+/// A table with one service, `+echo` running `/bin/cat` as nobody, which a
+/// server run as nobody may start.
+fn echo_table() -> (TempDir, String) {
+    let dir = TempDir::new("echo-table");
+    let path = dir.path().join("tcpmux.conf");
+    fs::write(&path, "+echo nobody /bin/cat\n").unwrap();
+    let path = path.to_str().unwrap().to_owned();
+    (dir, path)
+}
+
+/// A launched service gets the connection and every byte after the name.
+fn check_a_service(port: u16) {
+    let mut client = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    client.set_read_timeout(Some(PATIENCE)).unwrap();
+    client.write_all(b"ECHO\r\nhello\r\n").unwrap();
+    client.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut reply = Vec::new();
+    client.read_to_end(&mut reply).unwrap();
+    assert_eq!(reply, b"+Go\r\nhello\r\n");
+    assert_eq!(ask(port, b"HELP\r\n"), b"tcpmux\r\necho\r\n");
+}
+
+#[test]
+fn a_service_under_systemd_socket_activate() {
+    let activate = "/usr/bin/systemd-socket-activate";
+    if !present(activate) {
+        return;
+    }
+    let (_dir, table) = echo_table();
+    let port = free_port();
+    let _server = start(
+        Command::new(activate)
+            .args(["--inetd", "-a", "-l", &format!("127.0.0.1:{port}")])
+            .arg(binary())
+            .args(["-c", &table])
+            .stderr(Stdio::null()),
+        port,
+    );
+    check_a_service(port);
+}
+
+#[test]
+fn a_service_under_xinetd() {
+    if !present("/usr/sbin/xinetd") {
+        return;
+    }
+    let (dir, table) = echo_table();
+    let port = free_port();
+    let _server = xinetd(&dir, port, Some(&format!("-c {table}")));
+    check_a_service(port);
 }

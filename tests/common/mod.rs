@@ -67,10 +67,34 @@ impl Drop for TempDir {
 
 /// A connected pair of loopback TCP sockets: (client, server).
 pub fn tcp_pair() -> (TcpStream, TcpStream) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    tcp_pair_at("127.0.0.1", "127.0.0.1")
+}
+
+/// A connected pair whose server listens on `listen` and whose client
+/// connects to `connect`: `("::", "127.0.0.1")` makes an IPv4 client of an
+/// IPv6 socket, which the server sees as `::ffff:127.0.0.1`.
+pub fn tcp_pair_at(listen: &str, connect: &str) -> (TcpStream, TcpStream) {
+    let ip: std::net::IpAddr = listen.parse().unwrap();
+    let listener = TcpListener::bind((ip, 0)).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let ip: std::net::IpAddr = connect.parse().unwrap();
+    let client = TcpStream::connect((ip, port)).unwrap();
     let (server, _) = listener.accept().unwrap();
     (client, server)
+}
+
+/// Whether this process is root; the tests of privileges need it. Only in
+/// CI (`TCPMUXD_REQUIRE_ROOT=1`) is its absence a failure.
+pub fn root() -> bool {
+    if nix::unistd::geteuid().is_root() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("TCPMUXD_REQUIRE_ROOT").is_none(),
+        "this test needs root"
+    );
+    eprintln!("skipped: this test needs root");
+    false
 }
 
 /// The binary serving one connection as inetd runs it: the accepted socket
@@ -172,6 +196,8 @@ impl Syslog {
     pub fn new() -> Syslog {
         let dir = TempDir::new("log");
         let socket = std::os::unix::net::UnixDatagram::bind(dir.path().join("log")).unwrap();
+        // Writable by all, like /dev/log, for servers run as nobody.
+        fs::set_permissions(dir.path().join("log"), fs::Permissions::from_mode(0o666)).unwrap();
         socket.set_read_timeout(Some(PATIENCE)).unwrap();
         Syslog { dir, socket }
     }

@@ -1,0 +1,95 @@
+//! The manual pages and the sample table say what the binary does.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+
+use common::{Inetd, TempDir, run_piped};
+
+fn shipped(path: &str) -> String {
+    fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(path)).unwrap()
+}
+
+/// The long flags `--help` lists.
+fn long_flags() -> Vec<String> {
+    let (help, _, code) = run_piped(&["--help"], b"");
+    assert_eq!(code, 0);
+    let help = String::from_utf8(help).unwrap();
+    let mut flags: Vec<String> = help
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
+        .filter(|w| w.starts_with("--") && w.len() > 2)
+        .map(str::to_owned)
+        .collect();
+    flags.sort();
+    flags.dedup();
+    flags
+}
+
+#[test]
+fn every_long_flag_is_in_the_manual_page() {
+    let page = shipped("etc/man/in.tcpmuxd.8");
+    let flags = long_flags();
+    assert!(flags.contains(&"--timeout".to_owned()), "{flags:?}");
+    for flag in flags {
+        // mdoc's Fl adds one dash: ".Fl -timeout" prints "--timeout".
+        let mdoc = format!("Fl {}", &flag[1..]);
+        assert!(page.contains(&mdoc), "{flag} is not in in.tcpmuxd.8");
+    }
+}
+
+#[test]
+fn the_exit_statuses_of_help_and_the_page_agree() {
+    let (help, _, _) = run_piped(&["--help"], b"");
+    let help = String::from_utf8(help).unwrap();
+    let page = shipped("etc/man/in.tcpmuxd.8");
+    for code in 0..=9 {
+        assert!(
+            help.contains(&format!("\n  {code}  ")),
+            "exit {code} not in --help"
+        );
+        assert!(
+            page.contains(&format!("\n.It {code}\n")),
+            "exit {code} not in the page"
+        );
+    }
+}
+
+#[test]
+fn the_sample_table_works_as_shipped_and_with_its_lines_enabled() {
+    let dir = TempDir::new("sample");
+    let sample = shipped("etc/tcpmux.conf");
+    let path = dir.path().join("tcpmux.conf");
+    fs::write(&path, &sample).unwrap();
+    let table = path.to_str().unwrap();
+    let (out, err, code) = run_piped(&["--check", "-c", table], b"");
+    assert_eq!((String::from_utf8_lossy(&err).as_ref(), code), ("", 0));
+    assert_eq!(
+        out,
+        format!("# {table}: 0 services besides tcpmux\n").as_bytes()
+    );
+    let mut inetd = Inetd::spawn(&["-c", table, "--log", "none"]);
+    inetd.send(b"HELP\r\n");
+    assert_eq!(inetd.finish(), (b"tcpmux\r\n".to_vec(), 0));
+
+    // Each commented-out service, enabled, is a valid line that serves.
+    let enabled: String = sample
+        .lines()
+        .map(|l| {
+            l.strip_prefix('#')
+                .filter(|s| s.starts_with('+'))
+                .unwrap_or(l)
+        })
+        .map(|l| format!("{l}\n"))
+        .collect();
+    fs::write(&path, enabled).unwrap();
+    let (_, err, code) = run_piped(&["--check", "-c", table], b"");
+    assert_eq!((String::from_utf8_lossy(&err).as_ref(), code), ("", 0));
+    let mut inetd = Inetd::spawn(&["-c", table, "--log", "none"]);
+    inetd.send(b"HELP\r\n");
+    assert_eq!(inetd.finish(), (b"tcpmux\r\necho\r\ndate\r\n".to_vec(), 0));
+    let mut inetd = Inetd::spawn(&["-c", table, "--log", "none"]);
+    inetd.send(b"echo\r\nping\r\n");
+    inetd.client.shutdown(std::net::Shutdown::Write).unwrap();
+    assert_eq!(inetd.finish(), (b"+Go\r\nping\r\n".to_vec(), 0));
+}
