@@ -7,6 +7,7 @@ use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::config;
 use crate::exit::Exit;
 use crate::launch;
 use crate::load;
@@ -46,17 +47,37 @@ pub fn run(settings: &Settings) -> Exit {
             ..
         }) => hand_over(&service, &peer, &mut stdout),
         result => {
-            log::info!("{}", log_line(&peer, &result));
+            log::info!("{}", session::log_line(&peer, &result));
             match &result {
-                Ok(report) => exit_for(&report.outcome),
+                Ok(report) => report.outcome.exit(),
                 Err(_) => Exit::Io,
             }
         }
     }
 }
 
-/// Execs the service's program; returns only when that failed.
-fn hand_over(service: &Service, peer: &Peer, out: &mut impl Write) -> Exit {
+/// `--hand-over LINE`: the listener has done the handshake and chosen the
+/// service given as a table line; launch it as inetd mode would.
+pub fn hand_over_line(line: &str) -> Exit {
+    let table = match config::parse("--hand-over", line) {
+        Ok(table) => table,
+        Err(e) => {
+            log::error!("outcome=launch-failed ({e})");
+            return Exit::Launch;
+        }
+    };
+    let Some(service) = table.services().first() else {
+        log::error!("outcome=launch-failed (--hand-over names no service)");
+        return Exit::Launch;
+    };
+    let stdin = io::stdin();
+    let peer = Peer::of(stdin.as_fd());
+    hand_over(service, &peer, &mut io::stdout().lock())
+}
+
+/// Execs the service's program on the connection at fds 0 to 2; returns
+/// only when that failed, after telling the client and the log.
+pub fn hand_over(service: &Service, peer: &Peer, out: &mut impl Write) -> Exit {
     let failure = launch::exec(service, peer, out, |creds| {
         log::info!(
             "peer={peer} name={} outcome=launch user={} uid={} gid={} program={}",
@@ -78,46 +99,4 @@ fn hand_over(service: &Service, peer: &Peer, out: &mut impl Write) -> Exit {
         failure.reason
     );
     Exit::Launch
-}
-
-/// The exit status that tells how a conversation ended.
-pub fn exit_for(outcome: &Outcome) -> Exit {
-    match outcome {
-        Outcome::Help | Outcome::Launch { .. } => Exit::Ok,
-        Outcome::Unknown { .. } | Outcome::Denied { .. } => Exit::Refused,
-        Outcome::BadLine { .. } => Exit::BadLine,
-        Outcome::TimedOut { .. } => Exit::TimedOut,
-        Outcome::Eof { .. } => Exit::Eof,
-    }
-}
-
-/// The one log line of a connection: peer, name, outcome. Every name in it
-/// went through the line parser, which keeps only printable ASCII, so a
-/// client cannot forge log lines.
-pub fn log_line(peer: &Peer, result: &io::Result<Report>) -> String {
-    let report = match result {
-        Ok(report) => report,
-        Err(e) => return format!("peer={peer} outcome=io-error ({e})"),
-    };
-    let mux = match report.mux_accepts {
-        0 => String::new(),
-        n => format!(" tcpmux={n}"),
-    };
-    let body = match &report.outcome {
-        Outcome::Help => "name=HELP outcome=help".to_owned(),
-        Outcome::Unknown { name } => format!("name={name} outcome=unknown"),
-        Outcome::Denied { name } => format!("name={name} outcome=denied"),
-        Outcome::Launch { service } => format!("name={} outcome=launch", service.name),
-        Outcome::BadLine { error, received } => {
-            format!("name={} outcome=bad-line ({error})", shown(received))
-        }
-        Outcome::TimedOut { received } => format!("name={} outcome=timeout", shown(received)),
-        Outcome::Eof { received } => format!("name={} outcome=eof", shown(received)),
-    };
-    format!("peer={peer} {body}{mux}")
-}
-
-/// A partial name, or `-` when nothing was received.
-fn shown(received: &str) -> &str {
-    if received.is_empty() { "-" } else { received }
 }

@@ -6,10 +6,12 @@
 
 pub mod access;
 pub mod check;
+pub mod client;
 pub mod config;
 pub mod exit;
 pub mod inetd;
 pub mod launch;
+pub mod listener;
 pub mod load;
 pub mod logging;
 pub mod peer;

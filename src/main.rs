@@ -1,6 +1,7 @@
 //! The `in.tcpmuxd` command: parse arguments, set up logging, serve.
 
 use std::io::IsTerminal;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -8,7 +9,7 @@ use std::time::Duration;
 use clap::Parser;
 use tcpmuxd::exit::Exit;
 use tcpmuxd::logging::{self, Target};
-use tcpmuxd::{check, inetd, load};
+use tcpmuxd::{check, inetd, listener, load};
 
 /// A TCPMUX (RFC 1078) server, run by inetd, xinetd or systemd with the
 /// client's connection on standard input and output.
@@ -22,6 +23,10 @@ use tcpmuxd::{check, inetd, load};
 ///
 /// Standard output and error belong to the client: logs go to syslog
 /// (facility daemon) unless --log says otherwise.
+///
+/// With --listen it is its own super-server: it accepts connections itself,
+/// answers HELP, tcpmux and refusals without starting a process, and logs to
+/// standard error. SIGHUP re-reads the table; SIGTERM and SIGINT stop it.
 #[derive(Debug, Parser)]
 #[command(name = "in.tcpmuxd", version, after_help = EXIT_STATUS)]
 struct Cli {
@@ -36,9 +41,9 @@ struct Cli {
     timeout: u64,
 
     /// Where log lines go: syslog, stderr (never under inetd: stderr is the
-    /// client) or none.
-    #[arg(short, long, value_name = "TARGET", value_enum, default_value_t = Target::Syslog)]
-    log: Target,
+    /// client) or none. The default is syslog, or stderr with --listen.
+    #[arg(short, long, value_name = "TARGET", value_enum)]
+    log: Option<Target>,
 
     /// The syslog socket, for chroots and tests.
     #[arg(long, value_name = "PATH", default_value = logging::DEV_LOG)]
@@ -53,6 +58,28 @@ struct Cli {
     /// 1 if not.
     #[arg(long)]
     check: bool,
+
+    /// Serve connections on ADDR without a super-server (repeatable): an
+    /// IPv4 or IPv6 address with an optional port, which defaults to 1,
+    /// such as 0.0.0.0, [::]:1 or 127.0.0.1:10001.
+    #[arg(long, value_name = "ADDR", value_parser = listener::parse_address)]
+    listen: Vec<SocketAddr>,
+
+    /// With --listen: connections served at once, handshakes and running
+    /// services together; more get a "-" busy line.
+    #[arg(long, value_name = "N", default_value_t = 256,
+          value_parser = clap::value_parser!(u32).range(1..=65536))]
+    max_connections: u32,
+
+    /// With --listen: connections from one client address at once.
+    #[arg(long, value_name = "N", default_value_t = 32,
+          value_parser = clap::value_parser!(u32).range(1..=65536))]
+    max_per_source: u32,
+
+    /// Internal, for --listen: hand the connection on fds 0 and 1 to the
+    /// service given as a table line, as inetd mode would.
+    #[arg(long, value_name = "LINE", hide = true)]
+    hand_over: Option<String>,
 }
 
 const EXIT_STATUS: &str = "\
@@ -66,7 +93,7 @@ Exit status:
   6  the client closed before a whole line
   7  reading from or writing to the client failed
   8  the service could not be started
-  9  the listener could not bind an address";
+  9  the listener could not listen on an address";
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -81,8 +108,30 @@ fn main() -> ExitCode {
     if cli.check {
         return check::run(&settings.config, settings.config_required).into();
     }
-    logging::init(cli.log, &cli.syslog_socket);
-    inetd::run(&settings).into()
+    let default_log = if cli.listen.is_empty() {
+        Target::Syslog
+    } else {
+        Target::Stderr
+    };
+    let log = cli.log.unwrap_or(default_log);
+    logging::init(log, &cli.syslog_socket);
+    if let Some(line) = cli.hand_over {
+        return inetd::hand_over_line(&line).into();
+    }
+    if cli.listen.is_empty() {
+        return inetd::run(&settings).into();
+    }
+    listener::run(listener::Settings {
+        addresses: cli.listen,
+        max_connections: cli.max_connections as usize,
+        max_per_source: cli.max_per_source as usize,
+        timeout: settings.timeout,
+        config: settings.config,
+        config_required: settings.config_required,
+        log,
+        syslog_socket: cli.syslog_socket,
+    })
+    .into()
 }
 
 /// Reports a bad command line. Under a super-server standard error is the

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 
+use crate::exit::Exit;
 use crate::peer::Peer;
 use crate::protocol::{self, LineError, LineParser, Request, Step};
 use crate::table::{Lookup, Service, Table};
@@ -182,6 +183,50 @@ fn read_request(
 fn reply(out: &mut impl Write, bytes: &[u8]) -> io::Result<()> {
     out.write_all(bytes)?;
     out.flush()
+}
+
+impl Outcome {
+    /// The exit status that tells how a conversation ended.
+    pub fn exit(&self) -> Exit {
+        match self {
+            Outcome::Help | Outcome::Launch { .. } => Exit::Ok,
+            Outcome::Unknown { .. } | Outcome::Denied { .. } => Exit::Refused,
+            Outcome::BadLine { .. } => Exit::BadLine,
+            Outcome::TimedOut { .. } => Exit::TimedOut,
+            Outcome::Eof { .. } => Exit::Eof,
+        }
+    }
+}
+
+/// The one log line of a connection: peer, name, outcome. Every name in it
+/// went through the line parser, which keeps only printable ASCII, so a
+/// client cannot forge log lines.
+pub fn log_line(peer: &Peer, result: &io::Result<Report>) -> String {
+    let report = match result {
+        Ok(report) => report,
+        Err(e) => return format!("peer={peer} outcome=io-error ({e})"),
+    };
+    let mux = match report.mux_accepts {
+        0 => String::new(),
+        n => format!(" tcpmux={n}"),
+    };
+    let body = match &report.outcome {
+        Outcome::Help => "name=HELP outcome=help".to_owned(),
+        Outcome::Unknown { name } => format!("name={name} outcome=unknown"),
+        Outcome::Denied { name } => format!("name={name} outcome=denied"),
+        Outcome::Launch { service } => format!("name={} outcome=launch", service.name),
+        Outcome::BadLine { error, received } => {
+            format!("name={} outcome=bad-line ({error})", shown(received))
+        }
+        Outcome::TimedOut { received } => format!("name={} outcome=timeout", shown(received)),
+        Outcome::Eof { received } => format!("name={} outcome=eof", shown(received)),
+    };
+    format!("peer={peer} {body}{mux}")
+}
+
+/// A partial name, or `-` when nothing was received.
+fn shown(received: &str) -> &str {
+    if received.is_empty() { "-" } else { received }
 }
 
 #[cfg(test)]

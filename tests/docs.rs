@@ -11,11 +11,14 @@ fn shipped(path: &str) -> String {
     fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(path)).unwrap()
 }
 
-/// The long flags `--help` lists.
-fn long_flags() -> Vec<String> {
-    let (help, _, code) = run_piped(&["--help"], b"");
-    assert_eq!(code, 0);
-    let help = String::from_utf8(help).unwrap();
+/// The long flags the `--help` of `program` lists.
+fn long_flags(program: &Path) -> Vec<String> {
+    let out = std::process::Command::new(program)
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
     let mut flags: Vec<String> = help
         .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
         .filter(|w| w.starts_with("--") && w.len() > 2)
@@ -26,16 +29,39 @@ fn long_flags() -> Vec<String> {
     flags
 }
 
-#[test]
-fn every_long_flag_is_in_the_manual_page() {
-    let page = shipped("etc/man/in.tcpmuxd.8");
-    let flags = long_flags();
-    assert!(flags.contains(&"--timeout".to_owned()), "{flags:?}");
-    for flag in flags {
-        // mdoc's Fl adds one dash: ".Fl -timeout" prints "--timeout".
-        let mdoc = format!("Fl {}", &flag[1..]);
-        assert!(page.contains(&mdoc), "{flag} is not in in.tcpmuxd.8");
+/// Every long flag of `program` is in `page`, where mdoc's `Fl` adds one
+/// dash: `.Fl -timeout` prints `--timeout`.
+fn check_flags_in_page(program: &Path, page: &str, expected: &[&str]) {
+    let text = shipped(page);
+    let flags = long_flags(program);
+    for flag in expected {
+        assert!(
+            flags.iter().any(|f| f == flag),
+            "{flag} not in --help: {flags:?}"
+        );
     }
+    for flag in flags {
+        let mdoc = format!("Fl {}", &flag[1..]);
+        assert!(text.contains(&mdoc), "{flag} is not in {page}");
+    }
+}
+
+#[test]
+fn every_long_flag_is_in_the_manual_pages() {
+    let server = [
+        "--timeout",
+        "--config",
+        "--check",
+        "--listen",
+        "--max-per-source",
+    ];
+    check_flags_in_page(common::binary(), "etc/man/in.tcpmuxd.8", &server);
+    let client = common::install_copy(env!("CARGO_BIN_EXE_tcpmux"), "tcpmux");
+    check_flags_in_page(
+        &client,
+        "etc/man/tcpmux.1",
+        &["--list", "--port", "--timeout"],
+    );
 }
 
 #[test]

@@ -1,0 +1,403 @@
+//! Listen mode: in.tcpmuxd as its own super-server, for hosts with no inetd.
+//!
+//! One thread polls the listening sockets and a signalfd; each connection
+//! gets a thread that runs the same session as inetd mode. HELP, `tcpmux`
+//! and refusals start no process. To launch a service the connection is
+//! handed to a fresh `in.tcpmuxd --hand-over`, which runs exactly the code
+//! of inetd mode (privileges, environment, descriptors, exec), so the
+//! listener never forks a multithreaded process into unsafe territory. The
+//! connection's thread waits for that child, so none is left a zombie.
+
+use std::collections::HashMap;
+use std::io::{self, Write};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::signal::{SigSet, SigmaskHow, Signal, pthread_sigmask};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::socket::{
+    AddressFamily, Backlog, SockFlag, SockType, SockaddrIn, SockaddrIn6, bind, listen, setsockopt,
+    socket, sockopt,
+};
+
+use crate::exit::Exit;
+use crate::load;
+use crate::logging::Target;
+use crate::peer::Peer;
+use crate::protocol;
+use crate::session::{self, FdSource, Outcome, Report};
+use crate::sys;
+use crate::table::{Service, Table};
+
+/// The reply to a connection over a cap.
+pub const BUSY: &[u8] = b"-Server busy; try again later\r\n";
+
+/// What listen mode needs from the command line.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub addresses: Vec<SocketAddr>,
+    pub max_connections: usize,
+    pub max_per_source: usize,
+    pub timeout: Duration,
+    pub config: PathBuf,
+    pub config_required: bool,
+    /// How the hand-over child logs: the listener's own choice.
+    pub log: Target,
+    pub syslog_socket: PathBuf,
+}
+
+/// Parses a `--listen` address: `ADDR`, `ADDR:PORT`, `[V6]:PORT` or a bare
+/// IPv6 address; the port defaults to 1, TCPMUX's.
+pub fn parse_address(text: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    let bare = text.trim_start_matches('[').trim_end_matches(']');
+    match bare.parse::<IpAddr>() {
+        Ok(ip) => Ok(SocketAddr::new(ip, 1)),
+        Err(_) => Err(format!(
+            "{text:?} is not an address: use 127.0.0.1, 127.0.0.1:1, ::1 or [::1]:1"
+        )),
+    }
+}
+
+/// Binds and listens on `addr`. An IPv6 socket is IPv6 only, so `0.0.0.0`
+/// and `::` may both be given; address reuse lets a restart bind at once.
+fn bind_listener(addr: SocketAddr) -> nix::Result<TcpListener> {
+    let family = match addr {
+        SocketAddr::V4(_) => AddressFamily::Inet,
+        SocketAddr::V6(_) => AddressFamily::Inet6,
+    };
+    let fd: OwnedFd = socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC, None)?;
+    setsockopt(&fd, sockopt::ReuseAddr, &true)?;
+    use std::os::fd::AsRawFd;
+    match addr {
+        SocketAddr::V4(v4) => bind(fd.as_raw_fd(), &SockaddrIn::from(v4))?,
+        SocketAddr::V6(v6) => {
+            setsockopt(&fd, sockopt::Ipv6V6Only, &true)?;
+            bind(fd.as_raw_fd(), &SockaddrIn6::from(v6))?
+        }
+    }
+    listen(&fd, Backlog::MAXCONN)?;
+    Ok(TcpListener::from(fd))
+}
+
+/// Connections counted against the caps, in total and per client address,
+/// and how many of them are still in their handshake.
+#[derive(Default)]
+struct Counts {
+    total: usize,
+    per_source: HashMap<IpAddr, usize>,
+    handshakes: usize,
+}
+
+/// What the listener's threads share.
+struct Shared {
+    settings: Settings,
+    table: RwLock<Arc<Table>>,
+    counts: Mutex<Counts>,
+    /// Signalled whenever a connection ends, for the shutdown wait.
+    ended: Condvar,
+}
+
+/// A connection's place under the caps, given back when dropped: when the
+/// handshake ends, or when the launched service exits.
+struct Slot {
+    shared: Arc<Shared>,
+    source: IpAddr,
+    in_handshake: bool,
+}
+
+impl Slot {
+    fn take(shared: &Arc<Shared>, source: IpAddr) -> Option<Slot> {
+        let mut counts = shared.counts.lock().unwrap_or_else(|e| e.into_inner());
+        let here = counts.per_source.get(&source).copied().unwrap_or(0);
+        if counts.total >= shared.settings.max_connections || here >= shared.settings.max_per_source
+        {
+            return None;
+        }
+        counts.total += 1;
+        counts.handshakes += 1;
+        counts.per_source.insert(source, here + 1);
+        Some(Slot {
+            shared: Arc::clone(shared),
+            source,
+            in_handshake: true,
+        })
+    }
+
+    /// The handshake is over; the slot stays taken while a service runs.
+    fn handshake_done(&mut self) {
+        if std::mem::take(&mut self.in_handshake) {
+            let mut counts = self.shared.counts.lock().unwrap_or_else(|e| e.into_inner());
+            counts.handshakes -= 1;
+            self.shared.ended.notify_all();
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.handshake_done();
+        let mut counts = self.shared.counts.lock().unwrap_or_else(|e| e.into_inner());
+        counts.total -= 1;
+        if let Some(n) = counts.per_source.get_mut(&self.source) {
+            *n -= 1;
+            if *n == 0 {
+                counts.per_source.remove(&self.source);
+            }
+        }
+        self.shared.ended.notify_all();
+    }
+}
+
+/// Serves until SIGTERM or SIGINT; SIGHUP re-reads the table.
+pub fn run(settings: Settings) -> Exit {
+    // Descriptors inherited from whoever started us must not reach services.
+    let _ = sys::cloexec_above_stderr();
+    let strict = nix::unistd::geteuid().is_root();
+    let table = match load::load(&settings.config, settings.config_required, strict) {
+        Ok(table) => table,
+        Err(e) => {
+            report_startup_error(settings.log, &format!("{e}"));
+            return Exit::Config;
+        }
+    };
+    let mut listeners = Vec::new();
+    for &addr in &settings.addresses {
+        match bind_listener(addr) {
+            Ok(listener) => listeners.push(listener),
+            Err(e) => {
+                report_startup_error(
+                    settings.log,
+                    &format!("cannot listen on {addr}: {}", e.desc()),
+                );
+                return Exit::Listen;
+            }
+        }
+    }
+    // Block the signals in every thread; the poll loop reads them.
+    let mut signals = SigSet::empty();
+    for signal in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+        signals.add(signal);
+    }
+    let signal_fd = pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&signals), None).and_then(|()| {
+        SignalFd::with_flags(&signals, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+    });
+    let signal_fd = match signal_fd {
+        Ok(fd) => fd,
+        Err(e) => {
+            report_startup_error(
+                settings.log,
+                &format!("cannot set up signals: {}", e.desc()),
+            );
+            return Exit::Listen;
+        }
+    };
+    for listener in &listeners {
+        if let Ok(addr) = listener.local_addr() {
+            log::info!("listening on {addr}");
+        }
+    }
+    let shared = Arc::new(Shared {
+        table: RwLock::new(Arc::new(table)),
+        counts: Mutex::new(Counts::default()),
+        ended: Condvar::new(),
+        settings,
+    });
+    accept_until_stopped(&shared, &listeners, &signal_fd);
+    drop(listeners);
+    finish_handshakes(&shared);
+    Exit::Ok
+}
+
+/// A start-up failure goes to the log and, when the log is elsewhere, to
+/// standard error for the person who started the listener.
+fn report_startup_error(target: Target, message: &str) {
+    log::error!("{message}");
+    if target != Target::Stderr {
+        let _ = writeln!(io::stderr(), "in.tcpmuxd: {message}");
+    }
+}
+
+fn accept_until_stopped(shared: &Arc<Shared>, listeners: &[TcpListener], signal_fd: &SignalFd) {
+    loop {
+        let mut fds: Vec<PollFd> = listeners
+            .iter()
+            .map(|l| PollFd::new(l.as_fd(), PollFlags::POLLIN))
+            .collect();
+        fds.push(PollFd::new(signal_fd.as_fd(), PollFlags::POLLIN));
+        if poll(&mut fds, PollTimeout::NONE).is_err() {
+            continue;
+        }
+        let ready: Vec<bool> = fds
+            .iter()
+            .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
+            .collect();
+        drop(fds);
+        if ready[listeners.len()] {
+            while let Ok(Some(info)) = signal_fd.read_signal() {
+                match Signal::try_from(info.ssi_signo as i32) {
+                    Ok(Signal::SIGHUP) => reload(shared),
+                    Ok(signal) => {
+                        log::info!(
+                            "{signal}: no new connections; finishing the handshakes under way"
+                        );
+                        return;
+                    }
+                    Err(_) => {}
+                }
+            }
+        }
+        for (listener, _) in listeners.iter().zip(&ready).filter(|(_, r)| **r) {
+            // Several may be waiting; take them all without blocking.
+            let _ = listener.set_nonblocking(true);
+            while let Ok((stream, _)) = listener.accept() {
+                admit(shared, stream);
+            }
+        }
+    }
+}
+
+/// Re-reads the table; a broken one leaves the old one in force.
+fn reload(shared: &Shared) {
+    let settings = &shared.settings;
+    let strict = nix::unistd::geteuid().is_root();
+    match load::load(&settings.config, settings.config_required, strict) {
+        Ok(table) => {
+            let services = table.services().len();
+            *shared.table.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(table);
+            log::info!(
+                "SIGHUP: table {} re-read, {services} services",
+                settings.config.display()
+            );
+        }
+        Err(e) => log::error!("SIGHUP: keeping the old table: {e}"),
+    }
+}
+
+/// Applies the caps, then serves the connection on a thread of its own.
+fn admit(shared: &Arc<Shared>, stream: TcpStream) {
+    let _ = stream.set_nonblocking(false);
+    let peer = Peer::of(stream.as_fd());
+    let Some(source) = peer.remote.map(|a| a.ip()) else {
+        return;
+    };
+    let Some(slot) = Slot::take(shared, source) else {
+        let _ = (&stream).write_all(BUSY);
+        log::warn!("peer={peer} outcome=busy");
+        return;
+    };
+    let shared = Arc::clone(shared);
+    let spawned = thread::Builder::new()
+        .name("connection".to_owned())
+        .stack_size(128 * 1024)
+        .spawn(move || serve(&shared, stream, peer, slot));
+    if let Err(e) = spawned {
+        log::error!("peer={peer} outcome=io-error (no thread for the connection: {e})");
+    }
+}
+
+/// One connection: the session, then its log line or the hand-over.
+fn serve(shared: &Shared, stream: TcpStream, peer: Peer, mut slot: Slot) {
+    let table = Arc::clone(&shared.table.read().unwrap_or_else(|e| e.into_inner()));
+    let mut source = FdSource::new(stream.as_fd());
+    let timeout = shared.settings.timeout;
+    let result = session::serve(&mut source, &mut &stream, &table, &peer, timeout);
+    slot.handshake_done();
+    match result {
+        Ok(Report {
+            outcome: Outcome::Launch { service },
+            ..
+        }) => hand_over(shared, &stream, &peer, &service, slot),
+        result => log::info!("{}", session::log_line(&peer, &result)),
+    }
+}
+
+/// Starts `in.tcpmuxd --hand-over` on the connection and waits for it, so
+/// the slot is held while the service runs and the child is reaped.
+fn hand_over(shared: &Shared, stream: &TcpStream, peer: &Peer, service: &Service, slot: Slot) {
+    let settings = &shared.settings;
+    let dup = |s: &TcpStream| s.try_clone().map(|s| Stdio::from(OwnedFd::from(s)));
+    let started = dup(stream).and_then(|stdin| {
+        Command::new("/proc/self/exe")
+            .arg0("in.tcpmuxd")
+            .arg("--hand-over")
+            .arg(service.to_string())
+            .arg("--log")
+            .arg(target_name(settings.log))
+            .arg("--syslog-socket")
+            .arg(&settings.syslog_socket)
+            .env_clear()
+            .stdin(stdin)
+            .stdout(dup(stream)?)
+            .spawn()
+    });
+    match started {
+        Ok(mut child) => {
+            let _ = child.wait();
+        }
+        Err(e) => {
+            let _ = (&*stream).write_all(protocol::UNAVAILABLE);
+            log::error!(
+                "peer={peer} name={} outcome=launch-failed (starting the hand-over: {e})",
+                service.name
+            );
+        }
+    }
+    drop(slot);
+}
+
+fn target_name(target: Target) -> &'static str {
+    match target {
+        Target::Syslog => "syslog",
+        Target::Stderr => "stderr",
+        Target::None => "none",
+    }
+}
+
+/// After the listeners close: waits for the handshakes under way, each
+/// within its deadline, and no longer. Running services are left to run.
+fn finish_handshakes(shared: &Shared) {
+    let limit = Instant::now() + shared.settings.timeout + Duration::from_secs(1);
+    let mut counts = shared.counts.lock().unwrap_or_else(|e| e.into_inner());
+    while counts.handshakes > 0 {
+        let left = limit.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        counts = match shared.ended.wait_timeout(counts, left) {
+            Ok((counts, _)) => counts,
+            Err(e) => e.into_inner().0,
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_default_to_port_1() {
+        let cases = [
+            ("127.0.0.1", "127.0.0.1:1"),
+            ("127.0.0.1:1001", "127.0.0.1:1001"),
+            ("::1", "[::1]:1"),
+            ("[::1]", "[::1]:1"),
+            ("[::]:0", "[::]:0"),
+            ("0.0.0.0", "0.0.0.0:1"),
+        ];
+        for (text, addr) in cases {
+            assert_eq!(parse_address(text).unwrap().to_string(), addr, "{text}");
+        }
+        assert!(parse_address("localhost").is_err());
+        assert!(parse_address("127.0.0.1:99999").is_err());
+    }
+}

@@ -1,0 +1,504 @@
+//! `--listen`: in.tcpmuxd as its own super-server, and the `tcpmux` client
+//! against it. Loopback only, bounded in count and time.
+
+mod common;
+
+use std::fs;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{PATIENCE, TempDir, binary, install_copy, wait_for};
+
+const BUSY: &[u8] = b"-Server busy; try again later\r\n";
+
+/// A running listener on 127.0.0.1 and ::1, ports chosen by the system,
+/// with its standard error read line by line.
+struct Listener {
+    child: Child,
+    log: mpsc::Receiver<String>,
+    v4: SocketAddr,
+    v6: SocketAddr,
+}
+
+impl Listener {
+    fn start(args: &[&str]) -> Listener {
+        let mut child = Command::new(binary())
+            .args(["--listen", "127.0.0.1:0", "--listen", "[::1]:0"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (send, log) = mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if send.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut listener = Listener {
+            child,
+            log,
+            v4: "0.0.0.0:0".parse().unwrap(),
+            v6: "[::]:0".parse().unwrap(),
+        };
+        listener.v4 = listener.listening_address();
+        listener.v6 = listener.listening_address();
+        listener
+    }
+
+    fn listening_address(&self) -> SocketAddr {
+        let line = self.expect_log("listening on ");
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    }
+
+    /// The next log line that contains `text`, waiting for it.
+    fn expect_log(&self, text: &str) -> String {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.log.recv_timeout(left) {
+                Ok(line) if line.contains(text) => return line,
+                Ok(_) => {}
+                Err(_) => panic!("no log line with {text:?}"),
+            }
+        }
+    }
+
+    fn signal(&self, signal: nix::sys::signal::Signal) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        nix::sys::signal::kill(pid, signal).unwrap();
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn connect(addr: SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    stream
+}
+
+/// Sends `request`, closes the sending side, reads the reply to the end. A
+/// server that closes at once (busy) may leave the request unread, and the
+/// kernel then ends the stream with a reset after the reply.
+fn ask(addr: SocketAddr, request: &[u8]) -> Vec<u8> {
+    let mut stream = connect(addr);
+    let _ = stream.write_all(request);
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => reply.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("reading the reply: {e}"),
+        }
+    }
+    reply
+}
+
+/// A table with no services: `/dev/null` would not do, as root refuses a
+/// table others can write.
+fn no_services() -> (TempDir, String) {
+    let dir = TempDir::new("empty");
+    let path = table(&dir, "");
+    (dir, path)
+}
+
+fn table(dir: &TempDir, text: &str) -> String {
+    let path = dir.path().join("tcpmux.conf");
+    fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+#[test]
+fn it_answers_like_inetd_mode_on_ipv4_and_ipv6() {
+    let dir = TempDir::new("listen");
+    let table = table(&dir, "+echo nobody /bin/cat\n");
+    let server = Listener::start(&["-c", &table]);
+    for addr in [server.v4, server.v6] {
+        assert_eq!(ask(addr, b"HELP\r\n"), b"tcpmux\r\necho\r\n");
+        assert_eq!(
+            ask(addr, b"tcpmux\r\nhelp\r\n"),
+            b"+OK\r\ntcpmux\r\necho\r\n"
+        );
+        assert_eq!(
+            ask(addr, b"nosuch\r\n"),
+            b"-Service not available; send HELP for a list\r\n"
+        );
+        assert_eq!(
+            ask(addr, b"bad\n"),
+            b"-Bad request: lines must end with CR LF, not a bare LF\r\n"
+        );
+        assert_eq!(ask(addr, b"ECHO\r\nhello\r\n"), b"+Go\r\nhello\r\n");
+    }
+    let line = server.expect_log("outcome=launch ");
+    assert!(
+        line.contains("name=echo outcome=launch user=nobody"),
+        "{line}"
+    );
+}
+
+#[test]
+fn two_hundred_clients_at_once_are_all_answered() {
+    let (_dir, empty) = no_services();
+    let server = Listener::start(&[
+        "--max-per-source",
+        "512",
+        "--max-connections",
+        "512",
+        "-c",
+        &empty,
+    ]);
+    let clients: Vec<_> = (0..200)
+        .map(|i| {
+            let addr = if i % 2 == 0 { server.v4 } else { server.v6 };
+            thread::spawn(move || {
+                let mut stream = connect(addr);
+                // Hold every connection open until all are connected.
+                thread::sleep(Duration::from_millis(200));
+                let request: &[u8] = match i % 3 {
+                    0 => b"HELP\r\n",
+                    1 => b"tcpmux\r\nHELP\r\n",
+                    _ => b"nosuch\r\n",
+                };
+                stream.write_all(request).unwrap();
+                let mut reply = Vec::new();
+                stream.read_to_end(&mut reply).unwrap();
+                (i, reply)
+            })
+        })
+        .collect();
+    for client in clients {
+        let (i, reply) = client.join().unwrap();
+        let expected: &[u8] = match i % 3 {
+            0 => b"tcpmux\r\n",
+            1 => b"+OK\r\ntcpmux\r\n",
+            _ => b"-Service not available; send HELP for a list\r\n",
+        };
+        assert_eq!(reply, expected, "client {i}");
+    }
+}
+
+#[test]
+fn the_total_cap_holds() {
+    let (_dir, empty) = no_services();
+    let server = Listener::start(&["--max-connections", "2", "-t", "30", "-c", &empty]);
+    let _a = connect(server.v4);
+    let _b = connect(server.v6);
+    thread::sleep(Duration::from_millis(200));
+    assert_eq!(ask(server.v4, b"HELP\r\n"), BUSY);
+    assert_eq!(ask(server.v6, b"HELP\r\n"), BUSY);
+    server.expect_log("outcome=busy");
+    drop(_a);
+    // The slot comes back when the silent client goes away.
+    let deadline = Instant::now() + PATIENCE;
+    while ask(server.v4, b"HELP\r\n") != b"tcpmux\r\n" {
+        assert!(Instant::now() < deadline, "the slot never came back");
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn the_per_source_cap_holds() {
+    let (_dir, empty) = no_services();
+    let server = Listener::start(&["--max-per-source", "1", "-t", "30", "-c", &empty]);
+    let _held = connect(server.v4);
+    thread::sleep(Duration::from_millis(200));
+    assert_eq!(ask(server.v4, b"HELP\r\n"), BUSY);
+    // ::1 is another source.
+    assert_eq!(ask(server.v6, b"HELP\r\n"), b"tcpmux\r\n");
+}
+
+#[test]
+fn a_silent_client_times_out_while_others_are_served() {
+    let (_dir, empty) = no_services();
+    let server = Listener::start(&["-t", "1", "-c", &empty]);
+    let mut silent = connect(server.v4);
+    let start = Instant::now();
+    assert_eq!(ask(server.v4, b"HELP\r\n"), b"tcpmux\r\n");
+    let mut reply = Vec::new();
+    silent.read_to_end(&mut reply).unwrap();
+    assert_eq!(reply, b"-Timed out waiting for a service name\r\n");
+    assert!(start.elapsed() >= Duration::from_secs(1));
+    server.expect_log("name=- outcome=timeout");
+}
+
+#[test]
+fn sigterm_stops_accepting_and_finishes_the_handshakes_under_way() {
+    let (_dir, empty) = no_services();
+    let mut server = Listener::start(&["-t", "10", "-c", &empty]);
+    let mut in_flight = connect(server.v4);
+    thread::sleep(Duration::from_millis(100));
+    server.signal(nix::sys::signal::Signal::SIGTERM);
+    server.expect_log("SIGTERM: no new connections");
+    assert!(TcpStream::connect(server.v4).is_err(), "still accepting");
+    in_flight.write_all(b"HELP\r\n").unwrap();
+    let mut reply = Vec::new();
+    in_flight.read_to_end(&mut reply).unwrap();
+    assert_eq!(reply, b"tcpmux\r\n");
+    assert_eq!(wait_for(&mut server.child).code(), Some(0));
+}
+
+#[test]
+fn sighup_rereads_the_table_and_keeps_the_old_one_if_broken() {
+    let dir = TempDir::new("hup");
+    let path = table(&dir, "+one nobody /bin/true\n");
+    let server = Listener::start(&["-c", &path]);
+    assert_eq!(ask(server.v4, b"HELP\r\n"), b"tcpmux\r\none\r\n");
+    table(&dir, "+two nobody /bin/true\n");
+    server.signal(nix::sys::signal::Signal::SIGHUP);
+    server.expect_log("re-read, 1 services");
+    assert_eq!(ask(server.v4, b"HELP\r\n"), b"tcpmux\r\ntwo\r\n");
+    table(&dir, "+three nobody\n");
+    server.signal(nix::sys::signal::Signal::SIGHUP);
+    let line = server.expect_log("SIGHUP: keeping the old table");
+    assert!(
+        line.ends_with(":1:14: missing the program (an absolute path such as /usr/bin/foo)"),
+        "{line}"
+    );
+    assert_eq!(ask(server.v4, b"HELP\r\n"), b"tcpmux\r\ntwo\r\n");
+}
+
+#[test]
+fn bind_failures_name_the_address_and_exit_9() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let (_dir, empty) = no_services();
+    let out = Command::new(binary())
+        .args(["--listen", &addr, "-c", &empty])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(9));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.ends_with(&format!(
+            "cannot listen on {addr}: Address already in use\n"
+        )),
+        "{err}"
+    );
+
+    if common::root() {
+        use std::os::unix::process::CommandExt;
+        let out = Command::new(binary())
+            .args(["--listen", "127.0.0.1", "-c", &empty])
+            .uid(65534)
+            .gid(65534)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(9));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.ends_with("cannot listen on 127.0.0.1:1: Permission denied\n"),
+            "{err}"
+        );
+    }
+}
+
+/// The listener's children that are zombies, from /proc.
+fn zombie_children(pid: u32) -> usize {
+    let mut zombies = 0;
+    for entry in fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid ...: comm may hold spaces, so split after ')'.
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r.to_owned()) else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if fields.get(1) == Some(&pid.to_string().as_str()) && fields[0] == "Z" {
+            zombies += 1;
+        }
+    }
+    zombies
+}
+
+#[test]
+fn services_are_reaped_and_a_crashing_one_harms_nothing() {
+    let dir = TempDir::new("crash");
+    let crash = dir.path().join("crash");
+    fs::write(&crash, "#!/bin/sh\nkill -SEGV $$\n").unwrap();
+    fs::set_permissions(&crash, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let table = table(
+        &dir,
+        &format!(
+            "+true nobody /bin/true\n+crash nobody {}\n",
+            crash.display()
+        ),
+    );
+    let server = Listener::start(&["-c", &table]);
+    for _ in 0..10 {
+        assert_eq!(ask(server.v4, b"true\r\n"), b"+Go\r\n");
+        assert_eq!(ask(server.v6, b"crash\r\n"), b"+Go\r\n");
+    }
+    assert_eq!(ask(server.v4, b"HELP\r\n"), b"tcpmux\r\ntrue\r\ncrash\r\n");
+    let deadline = Instant::now() + PATIENCE;
+    while zombie_children(server.child.id()) > 0 {
+        assert!(Instant::now() < deadline, "zombies left");
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+// The client.
+
+fn client() -> &'static Path {
+    static CLIENT: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    CLIENT.get_or_init(|| install_copy(env!("CARGO_BIN_EXE_tcpmux"), "tcpmux"))
+}
+
+/// Runs `tcpmux` with `input` on standard input: (stdout, stderr, code).
+fn run_client(args: &[&str], input: Vec<u8>) -> (Vec<u8>, String, i32) {
+    let mut child = Command::new(client())
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let writer = thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    (
+        out.stdout,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        out.status.code().unwrap(),
+    )
+}
+
+/// Megabytes that are not text, the same on every run.
+fn binary_data(len: usize) -> Vec<u8> {
+    let mut x: u32 = 2463534242;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect()
+}
+
+/// What the client must do against any server with an echo service.
+fn check_the_client(host: &str, port: u16) {
+    let port = port.to_string();
+    assert_eq!(
+        run_client(&["-p", &port, "--list", host], vec![]),
+        (b"tcpmux\necho\n".to_vec(), String::new(), 0)
+    );
+    let data = binary_data(3 << 20);
+    let (out, err, code) = run_client(&["-p", &port, host, "echo"], data.clone());
+    assert_eq!((err.as_str(), code), ("", 0));
+    assert!(
+        out == data,
+        "the relayed data differs: {} bytes back",
+        out.len()
+    );
+    let (out, err, code) = run_client(&["-p", &port, host, "nosuch"], vec![]);
+    assert_eq!((out, code), (vec![], 3));
+    assert_eq!(
+        err,
+        format!("tcpmux: {host} nosuch: refused: Service not available; send HELP for a list\n")
+    );
+}
+
+#[test]
+fn the_client_against_the_listener() {
+    let dir = TempDir::new("client");
+    let table = table(&dir, "+echo nobody /bin/cat\n");
+    let server = Listener::start(&["-c", &table]);
+    check_the_client("127.0.0.1", server.v4.port());
+    check_the_client("::1", server.v6.port());
+}
+
+#[test]
+fn the_client_against_inetd_mode_under_systemd_socket_activate() {
+    let activate = "/usr/bin/systemd-socket-activate";
+    if !Path::new(activate).exists() {
+        assert!(
+            std::env::var_os("TCPMUXD_REQUIRE_SUPERSERVERS").is_none(),
+            "{activate} missing"
+        );
+        return;
+    }
+    let dir = TempDir::new("client-ssa");
+    let table = table(&dir, "+echo nobody /bin/cat\n");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut activator = Command::new(activate)
+        .args(["--inetd", "-a", "-l", &format!("127.0.0.1:{port}")])
+        .arg(binary())
+        .args(["-c", &table, "--log", "none"])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline);
+        thread::sleep(Duration::from_millis(20));
+    }
+    check_the_client("127.0.0.1", port);
+    let _ = activator.kill();
+    let _ = activator.wait();
+}
+
+#[test]
+fn the_client_takes_other_servers_reply_styles() {
+    for (reply, expected) in [
+        (&b"+\r\n"[..], &b"data"[..]),
+        (b"+OK\r\n", b"data"),
+        (b"+Go\r\n", b"data"),
+    ] {
+        let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = server.local_addr().unwrap().port().to_string();
+        let fake = thread::spawn(move || {
+            let (mut conn, _) = server.accept().unwrap();
+            let mut name = [0u8; 5];
+            conn.read_exact(&mut name).unwrap();
+            assert_eq!(&name, b"svc\r\n");
+            // The service's first bytes come in the same write as the reply.
+            conn.write_all(&[reply, b"data"].concat()).unwrap();
+        });
+        assert_eq!(
+            run_client(&["-p", &port, "127.0.0.1", "svc"], vec![]),
+            (expected.to_vec(), String::new(), 0)
+        );
+        fake.join().unwrap();
+    }
+    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = server.local_addr().unwrap().port().to_string();
+    let fake = thread::spawn(move || {
+        let (mut conn, _) = server.accept().unwrap();
+        let mut help = [0u8; 6];
+        conn.read_exact(&mut help).unwrap();
+        conn.write_all(b"+Available services:\r\nhelp\r\necho\r\n")
+            .unwrap();
+    });
+    assert_eq!(
+        run_client(&["-p", &port, "--list", "127.0.0.1"], vec![]),
+        (b"help\necho\n".to_vec(), String::new(), 0)
+    );
+    fake.join().unwrap();
+}
