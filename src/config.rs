@@ -71,7 +71,7 @@ fn fields(line: &str) -> Vec<Field<'_>> {
 
 /// Parses the text of a table file; `path` is only for messages.
 pub fn parse(path: &str, text: &str) -> Result<Table, ConfigError> {
-    let mut services: Vec<Service> = Vec::new();
+    let mut table = Table::builtin();
     for (index, line) in text.lines().enumerate() {
         let number = index + 1;
         let error = |column: usize, message: String| ConfigError {
@@ -89,19 +89,16 @@ pub fn parse(path: &str, text: &str) -> Result<Table, ConfigError> {
         }
         let service = parse_line(&fields, line.chars().count() + 1, number)
             .map_err(|(column, message)| error(column, message))?;
-        if let Some(earlier) = services
-            .iter()
-            .find(|s| s.name.eq_ignore_ascii_case(&service.name))
-        {
+        let name = service.name.clone();
+        if let Err(earlier) = table.insert(service) {
             let message = format!(
-                "service {:?} is already defined on line {} (names are not case sensitive)",
-                service.name, earlier.line
+                "service {name:?} is already defined on line {} (names are not case sensitive)",
+                earlier.line
             );
             return Err(error(first.column, message));
         }
-        services.push(service);
     }
-    Ok(Table::new(services))
+    Ok(table)
 }
 
 type LineError = (usize, String);

@@ -212,8 +212,9 @@ pub fn run(settings: Settings) -> Exit {
         ended: Condvar::new(),
         settings,
     });
-    accept_until_stopped(&shared, &listeners, &signal_fd);
+    let signal = accept_until_stopped(&shared, &listeners, &signal_fd);
     drop(listeners);
+    log::info!("{signal}: no new connections; finishing the handshakes under way");
     finish_handshakes(&shared);
     Exit::Ok
 }
@@ -227,7 +228,12 @@ fn report_startup_error(target: Target, message: &str) {
     }
 }
 
-fn accept_until_stopped(shared: &Arc<Shared>, listeners: &[TcpListener], signal_fd: &SignalFd) {
+/// Serves until a signal to stop, which it returns.
+fn accept_until_stopped(
+    shared: &Arc<Shared>,
+    listeners: &[TcpListener],
+    signal_fd: &SignalFd,
+) -> Signal {
     loop {
         let mut fds: Vec<PollFd> = listeners
             .iter()
@@ -246,12 +252,7 @@ fn accept_until_stopped(shared: &Arc<Shared>, listeners: &[TcpListener], signal_
             while let Ok(Some(info)) = signal_fd.read_signal() {
                 match Signal::try_from(info.ssi_signo as i32) {
                     Ok(Signal::SIGHUP) => reload(shared),
-                    Ok(signal) => {
-                        log::info!(
-                            "{signal}: no new connections; finishing the handshakes under way"
-                        );
-                        return;
-                    }
+                    Ok(signal) => return signal,
                     Err(_) => {}
                 }
             }

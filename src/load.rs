@@ -2,6 +2,7 @@
 //! file or program others could change would let them run code as whoever
 //! the table names.
 
+use std::collections::HashSet;
 use std::fs;
 use std::io;
 use std::os::unix::fs::MetadataExt;
@@ -39,7 +40,12 @@ pub fn load(path: &Path, required: bool, strict: bool) -> Result<Table, ConfigEr
         .map_err(|_| file_error("the table is not UTF-8 text".to_owned()))?;
     let table = config::parse(&name, &text)?;
     if strict {
+        // Many services may share a program; each is checked once.
+        let mut checked = HashSet::new();
         for service in table.services() {
+            if !checked.insert(service.program.as_str()) {
+                continue;
+            }
             check_program(&service.program).map_err(|message| ConfigError {
                 path: name.clone(),
                 line: service.line,

@@ -14,7 +14,7 @@ pub const IDENT: &str = "in.tcpmuxd";
 /// The default syslog socket.
 pub const DEV_LOG: &str = "/dev/log";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target {
     /// The local syslog daemon, facility daemon.
     Syslog,

@@ -6,80 +6,163 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Arg, ArgAction, Command};
 use tcpmuxd::exit::Exit;
 use tcpmuxd::logging::{self, Target};
-use tcpmuxd::{check, inetd, listener, load};
+use tcpmuxd::{check, inetd, listener, load, sys};
 
-/// A TCPMUX (RFC 1078) server, run by inetd, xinetd or systemd with the
-/// client's connection on standard input and output.
-///
-/// It reads one service name ended by CR LF and answers one line: HELP lists
-/// the services, "tcpmux" is accepted with "+OK" and the protocol begins
-/// again, a service of the table (see tcpmux.conf(5)) gets the connection,
-/// any other name is refused with a "-" line. Only CR LF ends a line; names
-/// are at most 256 printable ASCII bytes with no space, and are matched
-/// without regard to case.
-///
-/// Standard output and error belong to the client: logs go to syslog
-/// (facility daemon) unless --log says otherwise.
-///
-/// With --listen it is its own super-server: it accepts connections itself,
-/// answers HELP, tcpmux and refusals without starting a process, and logs to
-/// standard error. SIGHUP re-reads the table; SIGTERM and SIGINT stop it.
-#[derive(Debug, Parser)]
-#[command(name = "in.tcpmuxd", version, after_help = EXIT_STATUS)]
+/// The command line, parsed.
+#[derive(Debug)]
 struct Cli {
-    /// Seconds a client has to send its whole request line.
-    #[arg(
-        short,
-        long,
-        value_name = "SECONDS",
-        default_value_t = 10,
-        value_parser = clap::value_parser!(u64).range(1..=3600)
-    )]
     timeout: u64,
-
-    /// Where log lines go: syslog, stderr (never under inetd: stderr is the
-    /// client) or none. The default is syslog, or stderr with --listen.
-    #[arg(short, long, value_name = "TARGET", value_enum)]
     log: Option<Target>,
-
-    /// The syslog socket, for chroots and tests.
-    #[arg(long, value_name = "PATH", default_value = logging::DEV_LOG)]
     syslog_socket: PathBuf,
-
-    /// The service table; when the default is missing only tcpmux is served,
-    /// when a named file is missing that is an error.
-    #[arg(short, long, value_name = "FILE")]
     config: Option<PathBuf>,
-
-    /// Check the service table and print it, then exit: 0 if it is good,
-    /// 1 if not.
-    #[arg(long)]
     check: bool,
-
-    /// Serve connections on ADDR without a super-server (repeatable): an
-    /// IPv4 or IPv6 address with an optional port, which defaults to 1,
-    /// such as 0.0.0.0, [::]:1 or 127.0.0.1:10001.
-    #[arg(long, value_name = "ADDR", value_parser = listener::parse_address)]
     listen: Vec<SocketAddr>,
-
-    /// With --listen: connections served at once, handshakes and running
-    /// services together; more get a "-" busy line.
-    #[arg(long, value_name = "N", default_value_t = 256,
-          value_parser = clap::value_parser!(u32).range(1..=65536))]
     max_connections: u32,
-
-    /// With --listen: connections from one client address at once.
-    #[arg(long, value_name = "N", default_value_t = 32,
-          value_parser = clap::value_parser!(u32).range(1..=65536))]
     max_per_source: u32,
-
-    /// Internal, for --listen: hand the connection on fds 0 and 1 to the
-    /// service given as a table line, as inetd mode would.
-    #[arg(long, value_name = "LINE", hide = true)]
     hand_over: Option<String>,
+}
+
+const ABOUT: &str = "A TCPMUX (RFC 1078) server, run by inetd, xinetd or systemd";
+
+const LONG_ABOUT: &str = "\
+A TCPMUX (RFC 1078) server, run by inetd, xinetd or systemd with the client's
+connection on standard input and output.
+
+It reads one service name ended by CR LF and answers one line: HELP lists the
+services, \"tcpmux\" is accepted with \"+OK\" and the protocol begins again, a
+service of the table (see tcpmux.conf(5)) gets the connection, any other name
+is refused with a \"-\" line. Only CR LF ends a line; names are at most 256
+printable ASCII bytes with no space, and are matched without regard to case.
+
+Standard output and error belong to the client: logs go to syslog (facility
+daemon) unless --log says otherwise.
+
+With --listen it is its own super-server: it accepts connections itself,
+answers HELP, tcpmux and refusals without starting a process, and logs to
+standard error. SIGHUP re-reads the table; SIGTERM and SIGINT stop it.";
+
+/// The command line's grammar. Built with clap's builder rather than its
+/// derive macro: a proc-macro cannot be built for a static target, and the
+/// binary is linked statically to start fast (see the README).
+fn command() -> Command {
+    let number = |max: i64| clap::value_parser!(u32).range(1..=max);
+    Command::new("in.tcpmuxd")
+        .version(env!("CARGO_PKG_VERSION"))
+        .about(ABOUT)
+        .long_about(LONG_ABOUT)
+        .after_help(EXIT_STATUS)
+        .arg(
+            Arg::new("timeout")
+                .short('t')
+                .long("timeout")
+                .value_name("SECONDS")
+                .default_value("10")
+                .value_parser(clap::value_parser!(u64).range(1..=3600))
+                .help("Seconds a client has to send its whole request line"),
+        )
+        .arg(
+            Arg::new("log")
+                .short('l')
+                .long("log")
+                .value_name("TARGET")
+                .value_parser(["syslog", "stderr", "none"])
+                .help(
+                    "Where log lines go: syslog, stderr (never under inetd: stderr is the \
+                     client) or none. The default is syslog, or stderr with --listen",
+                ),
+        )
+        .arg(
+            Arg::new("syslog-socket")
+                .long("syslog-socket")
+                .value_name("PATH")
+                .default_value(logging::DEV_LOG)
+                .value_parser(clap::value_parser!(PathBuf))
+                .help("The syslog socket, for chroots and tests"),
+        )
+        .arg(
+            Arg::new("config")
+                .short('c')
+                .long("config")
+                .value_name("FILE")
+                .value_parser(clap::value_parser!(PathBuf))
+                .help(
+                    "The service table; when the default is missing only tcpmux is served, \
+                     when a named file is missing that is an error",
+                ),
+        )
+        .arg(
+            Arg::new("check")
+                .long("check")
+                .action(ArgAction::SetTrue)
+                .help("Check the service table and print it, then exit: 0 if it is good, 1 if not"),
+        )
+        .arg(
+            Arg::new("listen")
+                .long("listen")
+                .value_name("ADDR")
+                .action(ArgAction::Append)
+                .value_parser(listener::parse_address)
+                .help(
+                    "Serve connections on ADDR without a super-server (repeatable): an IPv4 \
+                     or IPv6 address with an optional port, which defaults to 1, such as \
+                     0.0.0.0, [::]:1 or 127.0.0.1:10001",
+                ),
+        )
+        .arg(
+            Arg::new("max-connections")
+                .long("max-connections")
+                .value_name("N")
+                .default_value("256")
+                .value_parser(number(65536))
+                .help(
+                    "With --listen: connections served at once, handshakes and running \
+                     services together; more get a \"-\" busy line",
+                ),
+        )
+        .arg(
+            Arg::new("max-per-source")
+                .long("max-per-source")
+                .value_name("N")
+                .default_value("32")
+                .value_parser(number(65536))
+                .help("With --listen: connections from one client address at once"),
+        )
+        .arg(
+            Arg::new("hand-over")
+                .long("hand-over")
+                .value_name("LINE")
+                .hide(true)
+                .help("Internal, for --listen: hand the connection to the service given as a table line"),
+        )
+}
+
+impl Cli {
+    fn parse() -> Result<Cli, clap::Error> {
+        let mut m = command().try_get_matches()?;
+        let log = m.remove_one::<String>("log").map(|t| match t.as_str() {
+            "stderr" => Target::Stderr,
+            "none" => Target::None,
+            _ => Target::Syslog,
+        });
+        Ok(Cli {
+            // Each of these has a default in command(); the fallbacks repeat it.
+            timeout: m.remove_one("timeout").unwrap_or(10),
+            log,
+            syslog_socket: m.remove_one("syslog-socket").unwrap_or_default(),
+            config: m.remove_one("config"),
+            check: m.get_flag("check"),
+            listen: m
+                .remove_many("listen")
+                .map(Iterator::collect)
+                .unwrap_or_default(),
+            max_connections: m.remove_one("max-connections").unwrap_or(256),
+            max_per_source: m.remove_one("max-per-source").unwrap_or(32),
+            hand_over: m.remove_one("hand-over"),
+        })
+    }
 }
 
 const EXIT_STATUS: &str = "\
@@ -96,7 +179,8 @@ Exit status:
   9  the listener could not listen on an address";
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse() {
+    sys::local_accounts_only();
+    let cli = match Cli::parse() {
         Ok(cli) => cli,
         Err(e) => return usage_error(e).into(),
     };

@@ -57,3 +57,35 @@ pub fn reset_signals() {
     }
     let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
 }
+
+unsafe extern "C" {
+    /// glibc's own override of nsswitch.conf for one database (nss.h).
+    fn __nss_configure_lookup(
+        db: *const libc::c_char,
+        service_line: *const libc::c_char,
+    ) -> libc::c_int;
+}
+
+/// Makes user and group lookups read /etc/passwd and /etc/group only.
+///
+/// The binary is linked statically against glibc, whose "files" lookups are
+/// built in; any other NSS module (systemd, sss, ldap) would be loaded with
+/// dlopen, and a shared module inside a static process crashes it. Service
+/// users are therefore local accounts. Call once, before any lookup.
+pub fn local_accounts_only() {
+    for db in [c"passwd", c"group", c"initgroups"] {
+        // SAFETY: both arguments are NUL-terminated static strings, and this
+        // runs at start-up, before any thread or lookup that could race it.
+        unsafe { __nss_configure_lookup(db.as_ptr(), c"files".as_ptr()) };
+    }
+}
+
+/// Makes host name lookups use /etc/hosts and DNS only, both built into a
+/// static glibc, for the same reason as [`local_accounts_only`]: a module
+/// such as mdns4 or resolve would be loaded with dlopen and crash the
+/// static client. Call once, before any lookup.
+pub fn plain_host_lookups() {
+    // SAFETY: as in local_accounts_only: static NUL-terminated strings, at
+    // start-up, before any thread.
+    unsafe { __nss_configure_lookup(c"hosts".as_ptr(), c"files dns".as_ptr()) };
+}

@@ -2,6 +2,7 @@
 //! how each service is run. Pure data and lookups; `config` reads it from
 //! text.
 
+use std::collections::HashMap;
 use std::fmt;
 
 use crate::access::Rules;
@@ -41,6 +42,9 @@ impl Service {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Table {
     services: Vec<Service>,
+    /// Lower-cased name to position, so a lookup costs the same in a table
+    /// of ten services or of a hundred thousand.
+    index: HashMap<String, usize>,
 }
 
 /// What a requested name resolves to for one peer.
@@ -60,9 +64,18 @@ impl Table {
         Table::default()
     }
 
-    /// A table of `services`, whose names `config` has checked are unique.
-    pub fn new(services: Vec<Service>) -> Self {
-        Table { services }
+    /// Adds a service, unless one of the same name (in any case) is there
+    /// already: then that one is the error.
+    pub fn insert(&mut self, service: Service) -> Result<(), &Service> {
+        use std::collections::hash_map::Entry;
+        match self.index.entry(service.name.to_ascii_lowercase()) {
+            Entry::Occupied(earlier) => Err(&self.services[*earlier.get()]),
+            Entry::Vacant(slot) => {
+                slot.insert(self.services.len());
+                self.services.push(service);
+                Ok(())
+            }
+        }
     }
 
     pub fn services(&self) -> &[Service] {
@@ -82,9 +95,8 @@ impl Table {
     }
 
     pub fn find(&self, name: &str) -> Option<&Service> {
-        self.services
-            .iter()
-            .find(|s| s.name.eq_ignore_ascii_case(name))
+        let at = *self.index.get(&name.to_ascii_lowercase())?;
+        self.services.get(at)
     }
 
     /// The names HELP lists for `peer`: `tcpmux` first, then the services

@@ -4,128 +4,19 @@
 mod common;
 
 use std::fs;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{PATIENCE, TempDir, binary, install_copy, wait_for};
+use common::{
+    Listener, PATIENCE, TempDir, ask, binary, connect, free_port, install_copy, no_services,
+    present, start, table, wait_for, zombie_children,
+};
 
 const BUSY: &[u8] = b"-Server busy; try again later\r\n";
-
-/// A running listener on 127.0.0.1 and ::1, ports chosen by the system,
-/// with its standard error read line by line.
-struct Listener {
-    child: Child,
-    log: mpsc::Receiver<String>,
-    v4: SocketAddr,
-    v6: SocketAddr,
-}
-
-impl Listener {
-    fn start(args: &[&str]) -> Listener {
-        let mut child = Command::new(binary())
-            .args(["--listen", "127.0.0.1:0", "--listen", "[::1]:0"])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let (send, log) = mpsc::channel();
-        let stderr = child.stderr.take().unwrap();
-        thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if send.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut listener = Listener {
-            child,
-            log,
-            v4: "0.0.0.0:0".parse().unwrap(),
-            v6: "[::]:0".parse().unwrap(),
-        };
-        listener.v4 = listener.listening_address();
-        listener.v6 = listener.listening_address();
-        listener
-    }
-
-    fn listening_address(&self) -> SocketAddr {
-        let line = self.expect_log("listening on ");
-        line.rsplit(' ').next().unwrap().parse().unwrap()
-    }
-
-    /// The next log line that contains `text`, waiting for it.
-    fn expect_log(&self, text: &str) -> String {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.log.recv_timeout(left) {
-                Ok(line) if line.contains(text) => return line,
-                Ok(_) => {}
-                Err(_) => panic!("no log line with {text:?}"),
-            }
-        }
-    }
-
-    fn signal(&self, signal: nix::sys::signal::Signal) {
-        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
-        nix::sys::signal::kill(pid, signal).unwrap();
-    }
-}
-
-impl Drop for Listener {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn connect(addr: SocketAddr) -> TcpStream {
-    let stream = TcpStream::connect(addr).unwrap();
-    stream.set_read_timeout(Some(PATIENCE)).unwrap();
-    stream
-}
-
-/// Sends `request`, closes the sending side, reads the reply to the end. A
-/// server that closes at once (busy) may leave the request unread, and the
-/// kernel then ends the stream with a reset after the reply.
-fn ask(addr: SocketAddr, request: &[u8]) -> Vec<u8> {
-    let mut stream = connect(addr);
-    let _ = stream.write_all(request);
-    let _ = stream.shutdown(std::net::Shutdown::Write);
-    let mut reply = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        match stream.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => reply.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
-            Err(e) => panic!("reading the reply: {e}"),
-        }
-    }
-    reply
-}
-
-/// A table with no services: `/dev/null` would not do, as root refuses a
-/// table others can write.
-fn no_services() -> (TempDir, String) {
-    let dir = TempDir::new("empty");
-    let path = table(&dir, "");
-    (dir, path)
-}
-
-fn table(dir: &TempDir, text: &str) -> String {
-    let path = dir.path().join("tcpmux.conf");
-    fs::write(&path, text).unwrap();
-    path.to_str().unwrap().to_owned()
-}
 
 #[test]
 fn it_answers_like_inetd_mode_on_ipv4_and_ipv6() {
@@ -245,7 +136,11 @@ fn sigterm_stops_accepting_and_finishes_the_handshakes_under_way() {
     let (_dir, empty) = no_services();
     let mut server = Listener::start(&["-t", "10", "-c", &empty]);
     let mut in_flight = connect(server.v4);
-    thread::sleep(Duration::from_millis(100));
+    // An answered tcpmux shows the connection is in its handshake.
+    in_flight.write_all(b"tcpmux\r\n").unwrap();
+    let mut ok = [0u8; 5];
+    in_flight.read_exact(&mut ok).unwrap();
+    assert_eq!(&ok, b"+OK\r\n");
     server.signal(nix::sys::signal::Signal::SIGTERM);
     server.expect_log("SIGTERM: no new connections");
     assert!(TcpStream::connect(server.v4).is_err(), "still accepting");
@@ -309,25 +204,6 @@ fn bind_failures_name_the_address_and_exit_9() {
             "{err}"
         );
     }
-}
-
-/// The listener's children that are zombies, from /proc.
-fn zombie_children(pid: u32) -> usize {
-    let mut zombies = 0;
-    for entry in fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        // pid (comm) state ppid ...: comm may hold spaces, so split after ')'.
-        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r.to_owned()) else {
-            continue;
-        };
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        if fields.get(1) == Some(&pid.to_string().as_str()) && fields[0] == "Z" {
-            zombies += 1;
-        }
-    }
-    zombies
 }
 
 #[test]
@@ -433,35 +309,21 @@ fn the_client_against_the_listener() {
 #[test]
 fn the_client_against_inetd_mode_under_systemd_socket_activate() {
     let activate = "/usr/bin/systemd-socket-activate";
-    if !Path::new(activate).exists() {
-        assert!(
-            std::env::var_os("TCPMUXD_REQUIRE_SUPERSERVERS").is_none(),
-            "{activate} missing"
-        );
+    if !present(activate) {
         return;
     }
     let dir = TempDir::new("client-ssa");
     let table = table(&dir, "+echo nobody /bin/cat\n");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut activator = Command::new(activate)
-        .args(["--inetd", "-a", "-l", &format!("127.0.0.1:{port}")])
-        .arg(binary())
-        .args(["-c", &table, "--log", "none"])
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + PATIENCE;
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline);
-        thread::sleep(Duration::from_millis(20));
-    }
+    let port = free_port();
+    let _activator = start(
+        Command::new(activate)
+            .args(["--inetd", "-a", "-l", &format!("127.0.0.1:{port}")])
+            .arg(binary())
+            .args(["-c", &table, "--log", "none"])
+            .stderr(Stdio::null()),
+        port,
+    );
     check_the_client("127.0.0.1", port);
-    let _ = activator.kill();
-    let _ = activator.wait();
 }
 
 #[test]

@@ -8,66 +8,17 @@ mod common;
 
 use std::fs;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
-use common::{PATIENCE, TempDir, binary};
-
-/// Whether `program` can be run; missing is a failure only in CI.
-fn present(program: &str) -> bool {
-    if Path::new(program).exists() {
-        return true;
-    }
-    if std::env::var_os("TCPMUXD_REQUIRE_SUPERSERVERS").is_some() {
-        panic!("{program} is missing; .ci/run installs it");
-    }
-    eprintln!("skipped: {program} is not installed (.ci/run installs it)");
-    false
-}
+use common::{PATIENCE, Running, TempDir, binary, free_port, present, start};
 
 /// The test inetd: Debian's openbsd-inetd, unpacked by `.ci/run` so that it
 /// need not conflict with xinetd.
 fn openbsd_inetd() -> String {
     std::env::var("TCPMUXD_TEST_INETD")
         .unwrap_or_else(|_| "/opt/tcpmuxd-ci/openbsd-inetd/usr/sbin/inetd".to_owned())
-}
-
-/// A port nothing listens on right now.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A super-server, killed when the test ends however it ends.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start(command: &mut Command, port: u16) -> Running {
-    let running = Running(
-        command
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("start the super-server"),
-    );
-    let start = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(start.elapsed() < PATIENCE, "nothing listens on {port}");
-        thread::sleep(Duration::from_millis(20));
-    }
-    running
 }
 
 /// Sends `request` in one write and reads the reply to the end.

@@ -6,39 +6,74 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{Arg, ArgAction, Command};
 use tcpmuxd::client;
 
-/// Reach a service through a TCPMUX server (RFC 1078).
-///
-/// Connects to HOST, asks for SERVICE and, when the server accepts with a
-/// "+" line, relays standard input to the service and the service to
-/// standard output until the server closes. At the end of standard input
-/// the sending side is shut, so the service still sees EOF and may answer.
-/// A "-" line is printed on standard error.
-#[derive(Debug, Parser)]
-#[command(name = "tcpmux", version, after_help = EXIT_STATUS)]
+/// The command line, parsed.
 struct Cli {
-    /// The server's port.
-    #[arg(short, long, value_name = "PORT", default_value_t = 1,
-          value_parser = clap::value_parser!(u16).range(1..))]
     port: u16,
-
-    /// Seconds to wait for the connection, and again for the reply.
-    #[arg(short, long, value_name = "SECONDS", default_value_t = 10,
-          value_parser = clap::value_parser!(u64).range(1..=3600))]
     timeout: u64,
-
-    /// Print the services the server lists for HELP, one per line.
-    #[arg(short, long)]
-    list: bool,
-
-    /// The server: a name, an IPv4 or an IPv6 address.
     host: String,
-
-    /// The service to ask for (not with --list).
-    #[arg(required_unless_present = "list", conflicts_with = "list", value_parser = service_name)]
+    /// None with --list.
     service: Option<String>,
+}
+
+const LONG_ABOUT: &str = "\
+Reach a service through a TCPMUX server (RFC 1078).
+
+Connects to HOST, asks for SERVICE and, when the server accepts with a \"+\"
+line, relays standard input to the service and the service to standard
+output until the server closes. At the end of standard input the sending
+side is shut, so the service still sees EOF and may answer. A \"-\" line is
+printed on standard error.";
+
+/// The grammar, with clap's builder: the binary is linked statically, and a
+/// derive macro cannot be built for a static target.
+fn command() -> Command {
+    Command::new("tcpmux")
+        .version(env!("CARGO_PKG_VERSION"))
+        .about("Reach a service through a TCPMUX server (RFC 1078)")
+        .long_about(LONG_ABOUT)
+        .after_help(EXIT_STATUS)
+        .arg(
+            Arg::new("port")
+                .short('p')
+                .long("port")
+                .value_name("PORT")
+                .default_value("1")
+                .value_parser(clap::value_parser!(u16).range(1..))
+                .help("The server's port"),
+        )
+        .arg(
+            Arg::new("timeout")
+                .short('t')
+                .long("timeout")
+                .value_name("SECONDS")
+                .default_value("10")
+                .value_parser(clap::value_parser!(u64).range(1..=3600))
+                .help("Seconds to wait for the connection, and again for the reply"),
+        )
+        .arg(
+            Arg::new("list")
+                .short('l')
+                .long("list")
+                .action(ArgAction::SetTrue)
+                .help("Print the services the server lists for HELP, one per line"),
+        )
+        .arg(
+            Arg::new("host")
+                .value_name("HOST")
+                .required(true)
+                .help("The server: a name, an IPv4 or an IPv6 address"),
+        )
+        .arg(
+            Arg::new("service")
+                .value_name("SERVICE")
+                .required_unless_present("list")
+                .conflicts_with("list")
+                .value_parser(service_name)
+                .help("The service to ask for (not with --list)"),
+        )
 }
 
 /// A name the server can accept: 1 to 256 printable ASCII bytes, no space.
@@ -48,6 +83,20 @@ fn service_name(name: &str) -> Result<String, String> {
         return Err("a service name is 1 to 256 printable ASCII bytes with no space".to_owned());
     }
     Ok(name.to_owned())
+}
+
+impl Cli {
+    fn parse() -> Cli {
+        let mut m = command().get_matches();
+        Cli {
+            // Each of these has a default or is required; the fallbacks
+            // are never used.
+            port: m.remove_one("port").unwrap_or(1),
+            timeout: m.remove_one("timeout").unwrap_or(10),
+            host: m.remove_one("host").unwrap_or_default(),
+            service: m.remove_one("service"),
+        }
+    }
 }
 
 const EXIT_STATUS: &str = "\
@@ -61,6 +110,7 @@ Exit status:
   7  reading or writing failed while relaying";
 
 fn main() -> ExitCode {
+    tcpmuxd::sys::plain_host_lookups();
     let cli = Cli::parse();
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,

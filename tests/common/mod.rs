@@ -5,13 +5,13 @@
 #![allow(dead_code)] // each test crate uses its own part of this
 
 use std::fs;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{OnceLock, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -224,4 +224,191 @@ impl Syslog {
         self.socket.set_nonblocking(false).unwrap();
         lines
     }
+}
+
+// Super-servers and listeners, for the tests that run them.
+
+/// Whether `program` can be run; missing is a failure only in CI.
+pub fn present(program: &str) -> bool {
+    if Path::new(program).exists() {
+        return true;
+    }
+    if std::env::var_os("TCPMUXD_REQUIRE_SUPERSERVERS").is_some() {
+        panic!("{program} is missing; .ci/run installs it");
+    }
+    eprintln!("skipped: {program} is not installed (.ci/run installs it)");
+    false
+}
+
+/// A port nothing listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A super-server, killed when the test ends however it ends.
+pub struct Running(pub Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn start(command: &mut Command, port: u16) -> Running {
+    let running = Running(
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start the super-server"),
+    );
+    let start = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(start.elapsed() < PATIENCE, "nothing listens on {port}");
+        thread::sleep(Duration::from_millis(20));
+    }
+    running
+}
+
+/// A running listener on 127.0.0.1 and ::1, ports chosen by the system,
+/// with its standard error read line by line.
+pub struct Listener {
+    pub child: Child,
+    log: mpsc::Receiver<String>,
+    pub v4: SocketAddr,
+    pub v6: SocketAddr,
+}
+
+impl Listener {
+    pub fn start(args: &[&str]) -> Listener {
+        let mut child = Command::new(binary())
+            .args(["--listen", "127.0.0.1:0", "--listen", "[::1]:0"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let (send, log) = mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if send.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut listener = Listener {
+            child,
+            log,
+            v4: "0.0.0.0:0".parse().unwrap(),
+            v6: "[::]:0".parse().unwrap(),
+        };
+        listener.v4 = listener.listening_address();
+        listener.v6 = listener.listening_address();
+        listener
+    }
+
+    fn listening_address(&self) -> SocketAddr {
+        let line = self.expect_log("listening on ");
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    }
+
+    /// The next log line that contains `text`, waiting for it.
+    pub fn expect_log(&self, text: &str) -> String {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.log.recv_timeout(left) {
+                Ok(line) if line.contains(text) => return line,
+                Ok(_) => {}
+                Err(_) => panic!("no log line with {text:?}"),
+            }
+        }
+    }
+
+    pub fn signal(&self, signal: nix::sys::signal::Signal) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        nix::sys::signal::kill(pid, signal).unwrap();
+    }
+
+    pub fn alive(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn connect(addr: SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    stream
+}
+
+/// Sends `request`, closes the sending side, reads the reply to the end. A
+/// server that closes at once (busy) may leave the request unread, and the
+/// kernel then ends the stream with a reset after the reply.
+pub fn ask(addr: SocketAddr, request: &[u8]) -> Vec<u8> {
+    let mut stream = connect(addr);
+    let _ = stream.write_all(request);
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    read_reply(&mut stream)
+}
+
+/// Reads to the end; a reset after the reply counts as the end.
+pub fn read_reply(stream: &mut TcpStream) -> Vec<u8> {
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 65536];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return reply,
+            Ok(n) => reply.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return reply,
+            Err(e) => panic!("reading the reply: {e}"),
+        }
+    }
+}
+
+/// A table with no services: `/dev/null` would not do, as root refuses a
+/// table others can write.
+pub fn no_services() -> (TempDir, String) {
+    let dir = TempDir::new("empty");
+    let path = table(&dir, "");
+    (dir, path)
+}
+
+pub fn table(dir: &TempDir, text: &str) -> String {
+    let path = dir.path().join("tcpmux.conf");
+    fs::write(&path, text).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+/// The children of `pid` that are zombies, from /proc.
+pub fn zombie_children(pid: u32) -> usize {
+    let mut zombies = 0;
+    for entry in fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid ...: comm may hold spaces, so split after ')'.
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r.to_owned()) else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if fields.get(1) == Some(&pid.to_string().as_str()) && fields[0] == "Z" {
+            zombies += 1;
+        }
+    }
+    zombies
 }

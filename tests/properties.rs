@@ -1,0 +1,126 @@
+//! Properties of the pure parts over generated input: the line parser and
+//! the table parser never panic, never read past the line, stay bounded,
+//! and a parsed table prints back to an equal table.
+
+use proptest::prelude::*;
+use tcpmuxd::config;
+use tcpmuxd::protocol::{self, MAX_NAME_LEN, Request, Step};
+
+/// Byte strings that look like requests often enough to reach every rule.
+fn request_bytes() -> impl Strategy<Value = Vec<u8>> {
+    let byte = prop_oneof![
+        4 => proptest::sample::select(b"abcHELPtcpmux-._+/".to_vec()),
+        2 => Just(b'\r'),
+        2 => Just(b'\n'),
+        1 => any::<u8>(),
+    ];
+    prop_oneof![
+        proptest::collection::vec(byte, 0..300),
+        proptest::collection::vec(any::<u8>(), 0..600),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn the_line_parser_is_bounded_and_stops_at_the_line(bytes in request_bytes()) {
+        let (step, consumed) = protocol::parse(&bytes);
+        prop_assert!(consumed <= bytes.len());
+        prop_assert!(consumed <= MAX_NAME_LEN + 2, "read {consumed} bytes");
+        match step {
+            Step::Done(request) => {
+                // Done only at the LF of a CR LF, and the name is what came before.
+                prop_assert_eq!(&bytes[consumed - 2..consumed], b"\r\n");
+                let name = &bytes[..consumed - 2];
+                prop_assert!(!name.is_empty() && name.iter().all(u8::is_ascii_graphic));
+                match request {
+                    Request::Help => prop_assert!(name.eq_ignore_ascii_case(b"HELP")),
+                    Request::Service(s) => prop_assert_eq!(s.as_bytes(), name),
+                }
+            }
+            Step::Failed(_) => prop_assert!(consumed >= 1),
+            Step::More => prop_assert_eq!(consumed, bytes.len()),
+        }
+    }
+
+    #[test]
+    fn a_good_line_is_read_to_its_lf_whatever_follows(
+        name in "[!-~]{1,256}",
+        tail in proptest::collection::vec(any::<u8>(), 0..64),
+    ) {
+        let mut bytes = format!("{name}\r\n").into_bytes();
+        let line = bytes.len();
+        bytes.extend_from_slice(&tail);
+        let (step, consumed) = protocol::parse(&bytes);
+        prop_assert_eq!(consumed, line);
+        prop_assert!(matches!(step, Step::Done(_)));
+    }
+
+    #[test]
+    fn the_table_parser_never_panics(text in "[ -~\t\n#+:=,/]{0,400}") {
+        let _ = config::parse("fuzz", &text);
+    }
+}
+
+/// One service line of a valid table, from its parts.
+fn service_line() -> impl Strategy<Value = String> {
+    let name = "[a-zA-Z0-9][a-zA-Z0-9._-]{0,15}";
+    let user = proptest::sample::select(vec!["nobody", "daemon", "root", "nobody:nogroup", "x:y"]);
+    let option = prop_oneof![
+        Just("hidden".to_owned()),
+        (0u8..=32, any::<u32>()).prop_map(|(len, ip)| {
+            let net = if len == 0 {
+                0
+            } else {
+                ip & (u32::MAX << (32 - len))
+            };
+            format!("allow={}/{len}", std::net::Ipv4Addr::from(net))
+        }),
+        (0u8..=128, any::<u128>()).prop_map(|(len, ip)| {
+            let net = if len == 0 {
+                0
+            } else {
+                ip & (u128::MAX << (128 - len))
+            };
+            format!("deny={}/{len},::1", std::net::Ipv6Addr::from(net))
+        }),
+    ];
+    let args = proptest::collection::vec("[a-z0-9=-]{1,8}", 0..3);
+    (
+        any::<bool>(),
+        name,
+        user,
+        proptest::collection::vec(option, 0..3),
+        "/[a-z]{1,8}/[a-z]{1,8}",
+        args,
+    )
+        .prop_map(|(plus, name, user, options, program, args)| {
+            let plus = if plus { "+" } else { "" };
+            let mut line = format!("{plus}{name} {user}");
+            for option in options {
+                line = format!("{line} {option}");
+            }
+            format!("{line} {program} {}", args.join(" "))
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(500))]
+
+    #[test]
+    fn a_parsed_table_prints_back_to_an_equal_table(lines in proptest::collection::vec(service_line(), 0..12)) {
+        let text = lines.join("\n");
+        // Generated names may clash in case; such a table is rightly refused.
+        let Ok(table) = config::parse("gen", &text) else { return Ok(()); };
+        let printed = table.to_string();
+        let again = config::parse("printed", &printed).unwrap();
+        prop_assert_eq!(again.to_string(), printed);
+        prop_assert_eq!(again.services().len(), table.services().len());
+        for (a, b) in again.services().iter().zip(table.services()) {
+            let mut b = b.clone();
+            b.line = a.line;
+            prop_assert_eq!(a, &b);
+        }
+    }
+}
