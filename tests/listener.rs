@@ -12,8 +12,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{
-    Listener, PATIENCE, TempDir, ask, binary, connect, free_port, install_copy, no_services,
-    present, start, table, wait_for, zombie_children,
+    Listener, PATIENCE, TempDir, ask, binary, connect, install_copy, no_services, socket_activated,
+    table, wait_for, zombie_children,
 };
 
 const BUSY: &[u8] = b"-Server busy; try again later\r\n";
@@ -308,22 +308,11 @@ fn the_client_against_the_listener() {
 
 #[test]
 fn the_client_against_inetd_mode_under_systemd_socket_activate() {
-    let activate = "/usr/bin/systemd-socket-activate";
-    if !present(activate) {
-        return;
-    }
     let dir = TempDir::new("client-ssa");
     let table = table(&dir, "+echo nobody /bin/cat\n");
-    let port = free_port();
-    let _activator = start(
-        Command::new(activate)
-            .args(["--inetd", "-a", "-l", &format!("127.0.0.1:{port}")])
-            .arg(binary())
-            .args(["-c", &table, "--log", "none"])
-            .stderr(Stdio::null()),
-        port,
-    );
-    check_the_client("127.0.0.1", port);
+    if let Some((_activator, port)) = socket_activated(&["-c", &table, "--log", "none"]) {
+        check_the_client("127.0.0.1", port);
+    }
 }
 
 #[test]

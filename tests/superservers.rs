@@ -12,7 +12,7 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use common::{PATIENCE, Running, TempDir, binary, free_port, present, start};
+use common::{PATIENCE, Running, TempDir, binary, free_port, present, socket_activated, start};
 
 /// The test inetd: Debian's openbsd-inetd, unpacked by `.ci/run` so that it
 /// need not conflict with xinetd.
@@ -56,19 +56,9 @@ fn shipped(path: &str) -> String {
 
 #[test]
 fn under_systemd_socket_activate() {
-    let activate = "/usr/bin/systemd-socket-activate";
-    if !present(activate) {
-        return;
+    if let Some((_server, port)) = socket_activated(&[]) {
+        check_the_protocol(port);
     }
-    let port = free_port();
-    let _server = start(
-        Command::new(activate)
-            .args(["--inetd", "-a", "-l", &format!("127.0.0.1:{port}")])
-            .arg(binary())
-            .stderr(Stdio::null()),
-        port,
-    );
-    check_the_protocol(port);
 }
 
 /// xinetd with the shipped service file on `port`, and `server_args` when
@@ -222,21 +212,10 @@ fn check_a_service(port: u16) {
 
 #[test]
 fn a_service_under_systemd_socket_activate() {
-    let activate = "/usr/bin/systemd-socket-activate";
-    if !present(activate) {
-        return;
-    }
     let (_dir, table) = echo_table();
-    let port = free_port();
-    let _server = start(
-        Command::new(activate)
-            .args(["--inetd", "-a", "-l", &format!("127.0.0.1:{port}")])
-            .arg(binary())
-            .args(["-c", &table])
-            .stderr(Stdio::null()),
-        port,
-    );
-    check_a_service(port);
+    if let Some((_server, port)) = socket_activated(&["-c", &table]) {
+        check_a_service(port);
+    }
 }
 
 #[test]

@@ -11,13 +11,10 @@ mod common;
 use std::fs;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{
-    Listener, PATIENCE, TempDir, binary, free_port, present, read_reply, start, zombie_children,
-};
+use common::{Listener, PATIENCE, TempDir, read_reply, socket_activated, zombie_children};
 
 fn full() -> bool {
     std::env::var("TCPMUXD_TORTURE").is_ok_and(|v| v == "full")
@@ -132,22 +129,12 @@ fn load_through_the_listener_leaves_no_trace() {
 
 #[test]
 fn load_through_systemd_socket_activate() {
-    let activate = "/usr/bin/systemd-socket-activate";
-    if !present(activate) {
-        return;
-    }
     let (total, concurrency) = load();
     let dir = TempDir::new("load-ssa");
     let table = echo_table(&dir);
-    let port = free_port();
-    let activator = start(
-        Command::new(activate)
-            .args(["--inetd", "-a", "-l", &format!("127.0.0.1:{port}")])
-            .arg(binary())
-            .args(["-c", &table, "--log", "none"])
-            .stderr(Stdio::null()),
-        port,
-    );
+    let Some((activator, port)) = socket_activated(&["-c", &table, "--log", "none"]) else {
+        return;
+    };
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
     // Fewer at once than through the listener: each is a process here.
     let wrong = hammer(addr, total, concurrency.min(100));

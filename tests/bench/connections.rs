@@ -7,7 +7,7 @@
 //! every loop bounded in count.
 
 use std::fs;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::PermissionsExt;
@@ -18,6 +18,11 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use nix::sys::resource::{UsageWho, getrusage};
+
+#[path = "../common/mod.rs"]
+mod common;
+
+use common::read_reply;
 
 /// Per-connection latencies of one case, and the rate they came at.
 struct Sample {
@@ -113,7 +118,7 @@ fn one_connection(listener: &TcpListener, addr: SocketAddr, case: &Case) -> Dura
         .unwrap();
     drop(server);
     client.write_all(case.request).unwrap();
-    let reply = read_all(&mut client);
+    let reply = read_reply(&mut client);
     let latency = began.elapsed();
     assert_eq!(reply, case.expect, "{}", case.program.display());
     child.wait().unwrap();
@@ -137,19 +142,6 @@ fn inetd_style(
     interleaved(&[case], count).remove(0)
 }
 
-fn read_all(stream: &mut TcpStream) -> Vec<u8> {
-    let mut reply = Vec::new();
-    let mut buf = [0u8; 65536];
-    loop {
-        match stream.read(&mut buf) {
-            Ok(0) => return reply,
-            Ok(n) => reply.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return reply,
-            Err(e) => panic!("{e}"),
-        }
-    }
-}
-
 /// `count` connections to `addr` from each of `clients` threads at once.
 fn against(
     addr: SocketAddr,
@@ -167,7 +159,7 @@ fn against(
                         let began = Instant::now();
                         let mut client = TcpStream::connect(addr).unwrap();
                         client.write_all(request).unwrap();
-                        let reply = read_all(&mut client);
+                        let reply = read_reply(&mut client);
                         assert_eq!(reply, expect);
                         began.elapsed()
                     })
@@ -212,7 +204,7 @@ fn listen_turns(
             let began = Instant::now();
             let mut client = TcpStream::connect(addr).unwrap();
             client.write_all(request).unwrap();
-            assert_eq!(read_all(&mut client), *expect);
+            assert_eq!(read_reply(&mut client), *expect);
             let latency = began.elapsed();
             sample.latencies.push(latency);
             sample.elapsed += latency;

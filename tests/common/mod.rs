@@ -356,6 +356,26 @@ pub fn connect(addr: SocketAddr) -> TcpStream {
     stream
 }
 
+/// The binary under `systemd-socket-activate --inetd -a` on a loopback
+/// port, with `args`: the super-server and its port, or `None` where it is
+/// not installed (a failure in CI).
+pub fn socket_activated(args: &[&str]) -> Option<(Running, u16)> {
+    let activate = "/usr/bin/systemd-socket-activate";
+    if !present(activate) {
+        return None;
+    }
+    let port = free_port();
+    let running = start(
+        Command::new(activate)
+            .args(["--inetd", "-a", "-l", &format!("127.0.0.1:{port}")])
+            .arg(binary())
+            .args(args)
+            .stderr(Stdio::null()),
+        port,
+    );
+    Some((running, port))
+}
+
 /// Sends `request`, closes the sending side, reads the reply to the end. A
 /// server that closes at once (busy) may leave the request unread, and the
 /// kernel then ends the stream with a reset after the reply.
