@@ -43,6 +43,8 @@ pub const BUSY: &[u8] = b"-Server busy; try again later\r\n";
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub addresses: Vec<SocketAddr>,
+    /// Serve the listening sockets systemd passed (LISTEN_FDS) too.
+    pub systemd: bool,
     pub max_connections: usize,
     pub max_per_source: usize,
     pub timeout: Duration,
@@ -171,6 +173,15 @@ pub fn run(settings: Settings) -> Exit {
         }
     };
     let mut listeners = Vec::new();
+    if settings.systemd {
+        match sys::systemd_listeners() {
+            Ok(adopted) => listeners = adopted,
+            Err(e) => {
+                report_startup_error(settings.log, &e);
+                return Exit::Listen;
+            }
+        }
+    }
     for &addr in &settings.addresses {
         match bind_listener(addr) {
             Ok(listener) => listeners.push(listener),

@@ -20,6 +20,7 @@ struct Cli {
     config: Option<PathBuf>,
     check: bool,
     listen: Vec<SocketAddr>,
+    systemd: bool,
     max_connections: u32,
     max_per_source: u32,
     hand_over: Option<String>,
@@ -112,6 +113,15 @@ fn command() -> Command {
                 ),
         )
         .arg(
+            Arg::new("systemd")
+                .long("systemd")
+                .action(ArgAction::SetTrue)
+                .help(
+                    "Listen mode on the sockets systemd passes (socket activation without \
+                     Accept=, LISTEN_FDS), besides any --listen",
+                ),
+        )
+        .arg(
             Arg::new("max-connections")
                 .long("max-connections")
                 .value_name("N")
@@ -158,6 +168,7 @@ impl Cli {
                 .remove_many("listen")
                 .map(Iterator::collect)
                 .unwrap_or_default(),
+            systemd: m.get_flag("systemd"),
             max_connections: m.remove_one("max-connections").unwrap_or(256),
             max_per_source: m.remove_one("max-per-source").unwrap_or(32),
             hand_over: m.remove_one("hand-over"),
@@ -192,7 +203,8 @@ fn main() -> ExitCode {
     if cli.check {
         return check::run(&settings.config, settings.config_required).into();
     }
-    let default_log = if cli.listen.is_empty() {
+    let listening = cli.systemd || !cli.listen.is_empty();
+    let default_log = if !listening {
         Target::Syslog
     } else {
         Target::Stderr
@@ -202,11 +214,12 @@ fn main() -> ExitCode {
     if let Some(line) = cli.hand_over {
         return inetd::hand_over_line(&line).into();
     }
-    if cli.listen.is_empty() {
+    if !listening {
         return inetd::run(&settings).into();
     }
     listener::run(listener::Settings {
         addresses: cli.listen,
+        systemd: cli.systemd,
         max_connections: cli.max_connections as usize,
         max_per_source: cli.max_per_source as usize,
         timeout: settings.timeout,

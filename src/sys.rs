@@ -89,3 +89,45 @@ pub fn plain_host_lookups() {
     // start-up, before any thread.
     unsafe { __nss_configure_lookup(c"hosts".as_ptr(), c"files dns".as_ptr()) };
 }
+
+/// The listening sockets systemd passed to this process (socket activation
+/// without `Accept=`): descriptors 3 and up, `LISTEN_FDS` of them, when
+/// `LISTEN_PID` names this process. Each is checked to be a listening
+/// socket before it is taken.
+pub fn systemd_listeners() -> Result<Vec<std::net::TcpListener>, String> {
+    use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd};
+    let pid = std::env::var("LISTEN_PID")
+        .ok()
+        .and_then(|p| p.parse::<u32>().ok());
+    if pid != Some(std::process::id()) {
+        return Err("no sockets from systemd (LISTEN_PID is not this process)".to_owned());
+    }
+    let count: i32 = std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .filter(|n| (1..=64).contains(n))
+        .ok_or("LISTEN_FDS is not a count of sockets")?;
+    let mut listeners = Vec::new();
+    for fd in 3..3 + count {
+        // SAFETY: systemd opened descriptors 3 to 3 + LISTEN_FDS for this
+        // very process (LISTEN_PID was checked) and nothing in it has
+        // touched them; borrowing one only to ask what it is.
+        let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+        let listening =
+            nix::sys::socket::getsockopt(&borrowed, nix::sys::socket::sockopt::AcceptConn);
+        if listening != Ok(true) {
+            return Err(format!(
+                "descriptor {fd} from systemd is not a listening socket"
+            ));
+        }
+        // SAFETY: as above; from here the listener owns the descriptor, and
+        // no other object in this process refers to it.
+        let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+        let _ = nix::fcntl::fcntl(
+            &owned,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+        );
+        listeners.push(std::net::TcpListener::from(owned));
+    }
+    Ok(listeners)
+}

@@ -228,3 +228,62 @@ fn a_service_under_xinetd() {
     let _server = xinetd(&dir, port, Some(&format!("-c {table}")));
     check_a_service(port);
 }
+
+#[test]
+fn the_shipped_listener_units_verify_and_serve() {
+    let activate = "/usr/bin/systemd-socket-activate";
+    if !present(activate) || !present("/usr/bin/systemd-analyze") {
+        return;
+    }
+    let socket = shipped("etc/systemd/tcpmuxd.socket");
+    let service = shipped("etc/systemd/tcpmuxd.service");
+    assert_eq!(unit_value(&socket, "ListenStream"), "1");
+    assert!(
+        !socket.contains("Accept="),
+        "one process for all connections"
+    );
+    assert_eq!(
+        unit_value(&service, "ExecStart"),
+        "/usr/sbin/in.tcpmuxd --systemd"
+    );
+
+    let dir = TempDir::new("systemd-listener");
+    let service = replace(&service, "/usr/sbin/in.tcpmuxd", binary().to_str().unwrap());
+    fs::write(dir.path().join("tcpmuxd.socket"), &socket).unwrap();
+    fs::write(dir.path().join("tcpmuxd.service"), &service).unwrap();
+    let verify = Command::new("/usr/bin/systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(dir.path().join("tcpmuxd.socket"))
+        .arg(dir.path().join("tcpmuxd.service"))
+        .output()
+        .unwrap();
+    let complaints = String::from_utf8_lossy(&verify.stderr);
+    assert!(verify.status.success(), "{complaints}");
+    for complaint in complaints.lines() {
+        assert!(
+            complaint.ends_with("Special user nobody configured, this is not safe!"),
+            "{complaint}"
+        );
+    }
+
+    // The listening socket passed as systemd passes it, to the unit's
+    // command run as the unit's user.
+    let port = free_port();
+    let user = unit_value(&service, "User");
+    let exec = unit_value(&service, "ExecStart");
+    let mut command = Command::new(activate);
+    command
+        .args(["-l", &format!("127.0.0.1:{port}")])
+        .args([
+            "/usr/bin/setpriv",
+            "--reuid",
+            &user,
+            "--regid",
+            "nogroup",
+            "--clear-groups",
+        ])
+        .args(exec.split(' '))
+        .stderr(Stdio::null());
+    let _server = start(&mut command, port);
+    check_the_protocol(port);
+}
