@@ -12,8 +12,7 @@ use crate::load;
 /// Prints the table on standard output, or the first error on standard
 /// error. Good is 0; anything wrong is 1.
 pub fn run(path: &Path, required: bool) -> Exit {
-    let strict = nix::unistd::geteuid().is_root();
-    let checked = load::load(path, required, strict).and_then(|table| {
+    let checked = load::load_for_this_process(path, required).and_then(|table| {
         for service in table.services() {
             launch::credentials(service).map_err(|message| ConfigError {
                 path: path.display().to_string(),

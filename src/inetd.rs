@@ -30,8 +30,7 @@ pub fn run(settings: &Settings) -> Exit {
     let stdin = io::stdin();
     let peer = Peer::of(stdin.as_fd());
     let mut stdout = io::stdout().lock();
-    let strict = nix::unistd::geteuid().is_root();
-    let table = match load::load(&settings.config, settings.config_required, strict) {
+    let table = match load::load_for_this_process(&settings.config, settings.config_required) {
         Ok(table) => table,
         Err(e) => {
             let _ = stdout.write_all(protocol::UNAVAILABLE);

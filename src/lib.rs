@@ -4,6 +4,10 @@
 //! session loop reads and writes through small traits so that inetd mode and
 //! its tests share it.
 
+// Unsafe code lives in `sys` alone, each block with the reason it is sound.
+#![deny(unsafe_code)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+
 pub mod access;
 pub mod check;
 pub mod client;

@@ -164,8 +164,7 @@ impl Drop for Slot {
 pub fn run(settings: Settings) -> Exit {
     // Descriptors inherited from whoever started us must not reach services.
     let _ = sys::cloexec_above_stderr();
-    let strict = nix::unistd::geteuid().is_root();
-    let table = match load::load(&settings.config, settings.config_required, strict) {
+    let table = match load::load_for_this_process(&settings.config, settings.config_required) {
         Ok(table) => table,
         Err(e) => {
             report_startup_error(settings.log, &format!("{e}"));
@@ -281,8 +280,7 @@ fn accept_until_stopped(
 /// Re-reads the table; a broken one leaves the old one in force.
 fn reload(shared: &Shared) {
     let settings = &shared.settings;
-    let strict = nix::unistd::geteuid().is_root();
-    match load::load(&settings.config, settings.config_required, strict) {
+    match load::load_for_this_process(&settings.config, settings.config_required) {
         Ok(table) => {
             let services = table.services().len();
             *shared.table.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(table);

@@ -14,6 +14,12 @@ use crate::table::Table;
 /// The table read when `-c` does not name another.
 pub const DEFAULT_PATH: &str = "/etc/tcpmux.conf";
 
+/// Reads the table as this process must: with StrictModes when it runs as
+/// root, since then the table decides what runs as whom.
+pub fn load_for_this_process(path: &Path, required: bool) -> Result<Table, ConfigError> {
+    load(path, required, nix::unistd::geteuid().is_root())
+}
+
 /// Reads and checks the table at `path`. A missing file is the built-in
 /// table when `required` is false (the default path), an error otherwise.
 /// `strict` (when running as root) adds the ownership and mode checks.

@@ -1,5 +1,7 @@
 //! The `in.tcpmuxd` command: parse arguments, set up logging, serve.
 
+#![forbid(unsafe_code)]
+
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -1,6 +1,8 @@
 //! The few system calls no maintained crate offers safely. Every `unsafe`
 //! block of the crate is here, each with the reason it is sound.
 
+#![allow(unsafe_code)]
+
 use nix::libc;
 use nix::sys::signal::{SigAction, SigHandler, SigSet, SigmaskHow, Signal, sigaction, sigprocmask};
 

@@ -2,6 +2,8 @@
 //! the service to standard input and output, so it can be ssh's
 //! ProxyCommand; `tcpmux --list HOST` prints the services.
 
+#![forbid(unsafe_code)]
+
 use std::io::Write;
 use std::process::ExitCode;
 use std::time::Duration;
