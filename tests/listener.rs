@@ -7,13 +7,13 @@ use std::fs;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{
-    Listener, PATIENCE, TempDir, ask, binary, connect, install_copy, no_services, socket_activated,
-    table, wait_for, zombie_children,
+    Listener, PATIENCE, TempDir, ask, binary, connect, install_copy, no_services, run_program,
+    socket_activated, table, wait_for, zombie_children,
 };
 
 const BUSY: &[u8] = b"-Server busy; try again later\r\n";
@@ -241,24 +241,8 @@ fn client() -> &'static Path {
 
 /// Runs `tcpmux` with `input` on standard input: (stdout, stderr, code).
 fn run_client(args: &[&str], input: Vec<u8>) -> (Vec<u8>, String, i32) {
-    let mut child = Command::new(client())
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let writer = thread::spawn(move || {
-        let _ = stdin.write_all(&input);
-    });
-    let out = child.wait_with_output().unwrap();
-    writer.join().unwrap();
-    (
-        out.stdout,
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-        out.status.code().unwrap(),
-    )
+    let (out, err, code) = run_program(client(), args, input);
+    (out, String::from_utf8_lossy(&err).into_owned(), code)
 }
 
 /// Megabytes that are not text, the same on every run.

@@ -136,6 +136,36 @@ fn unit_value(unit: &str, key: &str) -> String {
         .to_owned()
 }
 
+/// Runs systemd's own checker on a socket unit and its service unit, with
+/// the binary where the service expects it; returns the service so changed.
+fn verify_units(socket: (&str, &str), service: (&str, &str)) -> String {
+    let dir = TempDir::new("systemd");
+    let changed = replace(
+        service.1,
+        "/usr/sbin/in.tcpmuxd",
+        binary().to_str().unwrap(),
+    );
+    fs::write(dir.path().join(socket.0), socket.1).unwrap();
+    fs::write(dir.path().join(service.0), &changed).unwrap();
+    let verify = Command::new("/usr/bin/systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(dir.path().join(socket.0))
+        .arg(dir.path().join(service.0))
+        .output()
+        .unwrap();
+    let complaints = String::from_utf8_lossy(&verify.stderr);
+    assert!(verify.status.success(), "{complaints}");
+    for complaint in complaints.lines() {
+        // systemd would rather have DynamicUser=, but a dynamic user could
+        // not run the services of a table that name `nobody`.
+        assert!(
+            complaint.ends_with("Special user nobody configured, this is not safe!"),
+            "{complaint}"
+        );
+    }
+    changed
+}
+
 #[test]
 fn the_shipped_systemd_units_verify_and_serve() {
     let activate = "/usr/bin/systemd-socket-activate";
@@ -150,27 +180,7 @@ fn the_shipped_systemd_units_verify_and_serve() {
     assert_eq!(unit_value(&service, "StandardOutput"), "socket");
     assert_eq!(unit_value(&service, "StandardError"), "journal");
 
-    // systemd's own checker, with the binary where the unit expects it.
-    let dir = TempDir::new("systemd");
-    let service = replace(&service, "/usr/sbin/in.tcpmuxd", binary().to_str().unwrap());
-    fs::write(dir.path().join("tcpmux.socket"), &socket).unwrap();
-    fs::write(dir.path().join("tcpmux@.service"), &service).unwrap();
-    let verify = Command::new("/usr/bin/systemd-analyze")
-        .args(["verify", "--man=no"])
-        .arg(dir.path().join("tcpmux.socket"))
-        .arg(dir.path().join("tcpmux@.service"))
-        .output()
-        .unwrap();
-    let complaints = String::from_utf8_lossy(&verify.stderr);
-    assert!(verify.status.success(), "{complaints}");
-    for complaint in complaints.lines() {
-        // systemd would rather have DynamicUser=, but a dynamic user could
-        // not run the services of a table that name `nobody`.
-        assert!(
-            complaint.ends_with("Special user nobody configured, this is not safe!"),
-            "{complaint}"
-        );
-    }
+    let service = verify_units(("tcpmux.socket", &socket), ("tcpmux@.service", &service));
 
     // The same connection handling, as the units describe it: accepted
     // sockets on stdin and stdout, run as the unit's user.
@@ -247,24 +257,7 @@ fn the_shipped_listener_units_verify_and_serve() {
         "/usr/sbin/in.tcpmuxd --systemd"
     );
 
-    let dir = TempDir::new("systemd-listener");
-    let service = replace(&service, "/usr/sbin/in.tcpmuxd", binary().to_str().unwrap());
-    fs::write(dir.path().join("tcpmuxd.socket"), &socket).unwrap();
-    fs::write(dir.path().join("tcpmuxd.service"), &service).unwrap();
-    let verify = Command::new("/usr/bin/systemd-analyze")
-        .args(["verify", "--man=no"])
-        .arg(dir.path().join("tcpmuxd.socket"))
-        .arg(dir.path().join("tcpmuxd.service"))
-        .output()
-        .unwrap();
-    let complaints = String::from_utf8_lossy(&verify.stderr);
-    assert!(verify.status.success(), "{complaints}");
-    for complaint in complaints.lines() {
-        assert!(
-            complaint.ends_with("Special user nobody configured, this is not safe!"),
-            "{complaint}"
-        );
-    }
+    let service = verify_units(("tcpmuxd.socket", &socket), ("tcpmuxd.service", &service));
 
     // The listening socket passed as systemd passes it, to the unit's
     // command run as the unit's user.

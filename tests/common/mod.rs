@@ -174,15 +174,26 @@ pub fn wait_for(child: &mut Child) -> ExitStatus {
 
 /// Runs the binary with `input` on a pipe; returns stdout, stderr, code.
 pub fn run_piped(args: &[&str], input: &[u8]) -> (Vec<u8>, Vec<u8>, i32) {
-    let mut child = Command::new(binary())
+    run_program(binary(), args, input.to_vec())
+}
+
+/// Runs `program` with `input` on a pipe, written while the output is read,
+/// so that megabytes cannot fill both pipes; returns stdout, stderr, code.
+pub fn run_program(program: &Path, args: &[&str], input: Vec<u8>) -> (Vec<u8>, Vec<u8>, i32) {
+    let mut child = Command::new(program)
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(input).unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    // A program that exits without reading all of it closes the pipe.
+    let writer = thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
     let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
     (out.stdout, out.stderr, out.status.code().unwrap())
 }
 
