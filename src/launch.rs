@@ -66,8 +66,7 @@ pub fn check_can_switch(creds: &Credentials) -> Result<(), String> {
 }
 
 /// Becomes `creds` for good: supplementary groups, then gid, then uid, each
-/// failure fatal, then a check that root cannot be regained. Only async-signal-
-/// safe calls, so it may run between fork and exec.
+/// failure fatal, then a check that root cannot be regained.
 pub fn drop_privileges(creds: &Credentials) -> Result<(), &'static str> {
     if !unistd::geteuid().is_root() {
         // check_can_switch found us already running as the service's user.
@@ -109,7 +108,7 @@ pub fn environment(service: &Service, peer: &Peer) -> Vec<(String, String)> {
 }
 
 /// The program's command: its arguments and its environment, nothing else.
-pub fn command(service: &Service, peer: &Peer) -> Command {
+fn command(service: &Service, peer: &Peer) -> Command {
     let mut command = Command::new(&service.program);
     command
         .args(&service.args)

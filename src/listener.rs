@@ -342,7 +342,7 @@ fn hand_over(shared: &Shared, stream: &TcpStream, peer: &Peer, service: &Service
             .arg("--hand-over")
             .arg(service.to_string())
             .arg("--log")
-            .arg(target_name(settings.log))
+            .arg(settings.log.name())
             .arg("--syslog-socket")
             .arg(&settings.syslog_socket)
             .env_clear()
@@ -363,14 +363,6 @@ fn hand_over(shared: &Shared, stream: &TcpStream, peer: &Peer, service: &Service
         }
     }
     drop(slot);
-}
-
-fn target_name(target: Target) -> &'static str {
-    match target {
-        Target::Syslog => "syslog",
-        Target::Stderr => "stderr",
-        Target::None => "none",
-    }
 }
 
 /// After the listeners close: waits for the handshakes under way, each

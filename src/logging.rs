@@ -24,6 +24,31 @@ pub enum Target {
     None,
 }
 
+impl Target {
+    /// Every target, as `--log` names it.
+    pub const ALL: [(&'static str, Target); 3] = [
+        ("syslog", Target::Syslog),
+        ("stderr", Target::Stderr),
+        ("none", Target::None),
+    ];
+
+    /// The target `--log` calls `name`.
+    pub fn from_name(name: &str) -> Option<Target> {
+        Target::ALL
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, t)| *t)
+    }
+
+    /// The name `--log` takes for this target.
+    pub fn name(self) -> &'static str {
+        Target::ALL
+            .iter()
+            .find(|(_, t)| *t == self)
+            .map_or("none", |(n, _)| n)
+    }
+}
+
 /// Sets up the global logger. Never fails: a syslog socket that is missing
 /// or refuses us leaves the server running without logs.
 pub fn init(target: Target, syslog_socket: &Path) {
@@ -66,4 +91,18 @@ impl log::Log for StderrLogger {
     }
 
     fn flush(&self) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_target_is_found_by_its_name() {
+        for (name, target) in Target::ALL {
+            assert_eq!(Target::from_name(name), Some(target));
+            assert_eq!(target.name(), name);
+        }
+        assert_eq!(Target::from_name("journal"), None);
+    }
 }

@@ -71,7 +71,7 @@ fn command() -> Command {
                 .short('l')
                 .long("log")
                 .value_name("TARGET")
-                .value_parser(["syslog", "stderr", "none"])
+                .value_parser(Target::ALL.map(|(name, _)| name))
                 .help(
                     "Where log lines go: syslog, stderr (never under inetd: stderr is the \
                      client) or none. The default is syslog, or stderr with --listen",
@@ -154,11 +154,9 @@ fn command() -> Command {
 impl Cli {
     fn parse() -> Result<Cli, clap::Error> {
         let mut m = command().try_get_matches()?;
-        let log = m.remove_one::<String>("log").map(|t| match t.as_str() {
-            "stderr" => Target::Stderr,
-            "none" => Target::None,
-            _ => Target::Syslog,
-        });
+        let log = m
+            .remove_one::<String>("log")
+            .and_then(|name| Target::from_name(&name));
         Ok(Cli {
             // Each of these has a default in command(); the fallbacks repeat it.
             timeout: m.remove_one("timeout").unwrap_or(10),
