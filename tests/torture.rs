@@ -235,7 +235,13 @@ fn resets_mid_line_and_mid_reply_harm_nothing() {
     fs::write(&path, table).unwrap();
     let mut server = Listener::start(&["-c", path.to_str().unwrap()]);
     for _ in 0..20 {
+        // An answered tcpmux shows the listener is serving the connection,
+        // so the reset lands in its session, not in the accept queue.
         let mut mid_line = TcpStream::connect(server.v4).unwrap();
+        mid_line.write_all(b"tcpmux\r\n").unwrap();
+        let mut ok = [0u8; 5];
+        mid_line.read_exact(&mut ok).unwrap();
+        assert_eq!(&ok, b"+OK\r\n");
         mid_line.write_all(b"tcp").unwrap();
         reset(mid_line);
         let mut mid_reply = TcpStream::connect(server.v4).unwrap();
