@@ -298,6 +298,9 @@ fn admit(shared: &Arc<Shared>, stream: TcpStream) {
     let _ = stream.set_nonblocking(false);
     let peer = Peer::of(stream.as_fd());
     let Some(source) = peer.remote.map(|a| a.ip()) else {
+        // Reset while still in the accept queue: nothing to serve, but every
+        // connection gets its log line.
+        log::info!("peer={peer} outcome=io-error (the connection was gone before it was served)");
         return;
     };
     let Some(slot) = Slot::take(shared, source) else {
