@@ -1,6 +1,9 @@
 //! `--check`: validate the table as a connection would load it, look up
-//! every user and group it names, and print it, as `sshd -t` does.
+//! every user and group it names, check every program as a launch would
+//! (StrictModes on the open file, every directory on its way), and print
+//! it, as `sshd -t` does.
 
+use std::collections::HashSet;
 use std::io::Write;
 use std::path::Path;
 
@@ -13,13 +16,19 @@ use crate::load;
 /// error. Good is 0; anything wrong is 1.
 pub fn run(path: &Path, required: bool) -> Exit {
     let checked = load::load_for_this_process(path, required).and_then(|table| {
+        // Many services may share a program; each is checked once.
+        let mut checked = HashSet::new();
         for service in table.services() {
-            launch::credentials(service).map_err(|message| ConfigError {
+            let at_line = |message: String| ConfigError {
                 path: path.display().to_string(),
                 line: service.line,
                 column: 0,
                 message,
-            })?;
+            };
+            launch::credentials(service).map_err(at_line)?;
+            if checked.insert(service.program.as_str()) {
+                launch::open_program(&service.program).map_err(|r| at_line(r.to_string()))?;
+            }
         }
         Ok(table)
     });

@@ -87,6 +87,11 @@ pub fn parse(path: &str, text: &str) -> Result<Table, ConfigError> {
         if first.text.starts_with('#') {
             continue;
         }
+        // exec takes C strings: a NUL would cut an argument short unseen.
+        if let Some(at) = line.find('\0') {
+            let column = line[..at].chars().count() + 1;
+            return Err(error(column, "a NUL byte is not allowed".to_owned()));
+        }
         let service = parse_line(&fields, line.chars().count() + 1, number)
             .map_err(|(column, message)| error(column, message))?;
         let name = service.name.clone();
@@ -320,6 +325,10 @@ mod tests {
                 "t.conf:1:1: service names are printable ASCII, and '\u{e9}' is not",
             ),
             ("a :wheel /bin/a", "t.conf:1:3: the user name is empty"),
+            (
+                "a nobody /bin/a x\0y",
+                "t.conf:1:18: a NUL byte is not allowed",
+            ),
             (
                 "a nobody: /bin/a",
                 "t.conf:1:10: the group name after ':' is empty",

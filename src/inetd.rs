@@ -7,7 +7,6 @@ use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::config;
 use crate::exit::Exit;
 use crate::launch;
 use crate::load;
@@ -55,47 +54,44 @@ pub fn run(settings: &Settings) -> Exit {
     }
 }
 
-/// `--hand-over LINE`: the listener has done the handshake and chosen the
-/// service given as a table line; launch it as inetd mode would.
-pub fn hand_over_line(line: &str) -> Exit {
-    let table = match config::parse("--hand-over", line) {
-        Ok(table) => table,
-        Err(e) => {
-            log::error!("outcome=launch-failed ({e})");
-            return Exit::Launch;
+/// Launches the service on the connection at fds 0 to 2, this process
+/// becoming its program; returns only when that failed, after telling the
+/// client and the log.
+pub fn hand_over(service: &Service, peer: &Peer, out: &mut impl Write) -> Exit {
+    let failed = |error: &dyn std::fmt::Display, accepted: bool, out: &mut dyn Write| {
+        if !accepted {
+            let _ = out
+                .write_all(protocol::UNAVAILABLE)
+                .and_then(|()| out.flush());
         }
+        log::error!(
+            "peer={peer} name={} outcome=launch-failed ({error})",
+            service.name
+        );
+        Exit::Launch
     };
-    let Some(service) = table.services().first() else {
-        log::error!("outcome=launch-failed (--hand-over names no service)");
-        return Exit::Launch;
+    let launch = match launch::prepare(service, peer) {
+        Ok(launch) => launch,
+        Err(e) => return failed(&e, false, out),
     };
-    let stdin = io::stdin();
-    let peer = Peer::of(stdin.as_fd());
-    hand_over(service, &peer, &mut io::stdout().lock())
+    if service.mux_replies
+        && out
+            .write_all(protocol::SERVICE_ACCEPT)
+            .and_then(|()| out.flush())
+            .is_err()
+    {
+        return failed(&"the client went away before the + line", true, out);
+    }
+    log::info!("{}", launch_line(peer, service, &launch));
+    let error = launch::exec_here(&launch);
+    failed(&error, service.mux_replies, out)
 }
 
-/// Execs the service's program on the connection at fds 0 to 2; returns
-/// only when that failed, after telling the client and the log.
-pub fn hand_over(service: &Service, peer: &Peer, out: &mut impl Write) -> Exit {
-    let failure = launch::exec(service, peer, out, |creds| {
-        log::info!(
-            "peer={peer} name={} outcome=launch user={} uid={} gid={} program={}",
-            service.name,
-            creds.user,
-            creds.uid,
-            creds.gid,
-            service.program
-        );
-    });
-    if !failure.accepted {
-        let _ = out
-            .write_all(protocol::UNAVAILABLE)
-            .and_then(|()| out.flush());
-    }
-    log::error!(
-        "peer={peer} name={} outcome=launch-failed ({})",
-        service.name,
-        failure.reason
-    );
-    Exit::Launch
+/// The log line of a launch, in both modes.
+pub fn launch_line(peer: &Peer, service: &Service, launch: &launch::Launch) -> String {
+    let creds = &launch.creds;
+    format!(
+        "peer={peer} name={} outcome=launch user={} uid={} gid={} program={}",
+        service.name, creds.user, creds.uid, creds.gid, service.program
+    )
 }

@@ -1,17 +1,36 @@
-//! Handing the connection to a service's program: who it runs as, what
-//! environment it gets, and the exec itself. No shell and no PATH search: the
-//! table names the program by absolute path.
+//! Handing the connection to a service's program: who it runs as, what it
+//! finds at exec, and the exec itself. One path for both modes: inetd mode
+//! runs the last steps in its own process, the listener in a forked child.
+//!
+//! Everything that can allocate, lock or read files happens in
+//! [`prepare`], in the launching process, immediately before the exec:
+//! the user lookup, opening and checking the program (StrictModes on the
+//! open file, see `strict`), the environment and arguments. What is left,
+//! in `sys::ExecPlan`, is async-signal-safe, and execs the very file that
+//! was checked, by descriptor.
+//!
+//! What the program finds at exec, in both modes:
+//! - a session of its own, with no controlling terminal;
+//! - fds 0, 1 and 2: the connection in listen mode; in inetd mode as the
+//!   super-server gave them; nothing above 2;
+//! - every signal at its default action, real-time ones included, none
+//!   blocked;
+//! - working directory `/`, umask 022, resource limits as inherited;
+//! - the table's user, group and the user's supplementary groups, root not
+//!   regainable;
+//! - the environment of [`environment`] and nothing else.
 
 use std::ffi::CString;
-use std::io::Write;
-use std::os::unix::process::CommandExt;
-use std::process::Command;
+use std::fmt;
+use std::io;
+use std::path::Path;
 
-use nix::unistd::{self, AccessFlags, Gid, Group, Uid, User};
+use nix::errno::Errno;
+use nix::unistd::{self, Gid, Group, Uid, User};
 
 use crate::peer::Peer;
-use crate::protocol::SERVICE_ACCEPT;
-use crate::sys;
+use crate::strict::{self, Refusal, Use};
+use crate::sys::{self, ExecPlan, Ids, Step};
 use crate::table::Service;
 
 /// The search path the program gets: system directories only.
@@ -27,11 +46,47 @@ pub struct Credentials {
     pub groups: Vec<Gid>,
 }
 
-/// Looks up the service's user and group.
+/// Why a launch failed. The client is told little; the log gets this.
+#[derive(Debug)]
+pub enum LaunchError {
+    /// The user or group is unknown, or the lookup failed.
+    Lookup(String),
+    /// This process cannot become the service's user.
+    Switch(String),
+    /// The program failed its checks.
+    Program(Refusal),
+    /// The service's user may not execute the program.
+    MayNotRun { user: String, program: String },
+    /// A NUL byte in an argument or the environment.
+    Nul,
+    /// A step after the point of no return.
+    Step(Step, io::Error),
+}
+
+impl fmt::Display for LaunchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LaunchError::Lookup(why) | LaunchError::Switch(why) => f.write_str(why),
+            LaunchError::Program(refusal) => write!(f, "{refusal}"),
+            LaunchError::MayNotRun { user, program } => {
+                write!(f, "{user} cannot run {program}: {}", Errno::EACCES)
+            }
+            LaunchError::Nul => f.write_str("a NUL byte in an argument"),
+            LaunchError::Step(step, e) => write!(f, "{}: {e}", step.describe()),
+        }
+    }
+}
+
+impl std::error::Error for LaunchError {}
+
+/// Looks up the service's user and group. An account of uid 0 must be
+/// named `root`: another name for root in a table would hide what runs as
+/// root from whoever reads it.
 pub fn credentials(service: &Service) -> Result<Credentials, String> {
     let user = User::from_name(&service.user)
         .map_err(|e| format!("looking up user {}: {e}", service.user))?
         .ok_or_else(|| format!("no such user {:?}", service.user))?;
+    check_root_is_named(&user.name, user.uid)?;
     let gid = match &service.group {
         None => user.gid,
         Some(name) => {
@@ -52,6 +107,16 @@ pub fn credentials(service: &Service) -> Result<Credentials, String> {
     })
 }
 
+/// Refuses an account of uid 0 that is not called `root` (toor and the like).
+pub fn check_root_is_named(name: &str, uid: Uid) -> Result<(), String> {
+    if uid.is_root() && name != "root" {
+        return Err(format!(
+            "user {name:?} has uid 0 but is not named root; write root to run a service as root"
+        ));
+    }
+    Ok(())
+}
+
 /// Whether this process can become `creds`: it is root, or it already runs
 /// as that user and group and nothing need change.
 pub fn check_can_switch(creds: &Credentials) -> Result<(), String> {
@@ -63,29 +128,6 @@ pub fn check_can_switch(creds: &Credentials) -> Result<(), String> {
         "the server runs as uid {euid} gid {egid}, not root, so it cannot run a service as {} (uid {} gid {})",
         creds.user, creds.uid, creds.gid
     ))
-}
-
-/// Becomes `creds` for good: supplementary groups, then gid, then uid, each
-/// failure fatal, then a check that root cannot be regained.
-pub fn drop_privileges(creds: &Credentials) -> Result<(), &'static str> {
-    if !unistd::geteuid().is_root() {
-        // check_can_switch found us already running as the service's user.
-        return Ok(());
-    }
-    unistd::setgroups(&creds.groups).map_err(|_| "setgroups failed")?;
-    unistd::setgid(creds.gid).map_err(|_| "setgid failed")?;
-    unistd::setuid(creds.uid).map_err(|_| "setuid failed")?;
-    if unistd::getuid() != creds.uid
-        || unistd::geteuid() != creds.uid
-        || unistd::getgid() != creds.gid
-        || unistd::getegid() != creds.gid
-    {
-        return Err("the ids did not change as asked");
-    }
-    if !creds.uid.is_root() && unistd::setuid(Uid::from_raw(0)).is_ok() {
-        return Err("root could be regained after the switch");
-    }
-    Ok(())
 }
 
 /// The program's whole environment: a fixed PATH, the service's name, and
@@ -107,66 +149,123 @@ pub fn environment(service: &Service, peer: &Peer) -> Vec<(String, String)> {
     env
 }
 
-/// The program's command: its arguments and its environment, nothing else.
-fn command(service: &Service, peer: &Peer) -> Command {
-    let mut command = Command::new(&service.program);
-    command
-        .args(&service.args)
-        .env_clear()
-        .envs(environment(service, peer));
-    command
+/// Opens and checks a service's program as this process must: StrictModes
+/// when it runs as root. `--check` uses it too.
+pub fn open_program(program: &str) -> Result<strict::Opened, Refusal> {
+    let strict = unistd::geteuid().is_root();
+    strict::open(
+        Path::new(program),
+        Use::Exec,
+        strict,
+        &format!("program {program}"),
+    )
 }
 
-/// Why a launch failed, and whether the client was already told `+`.
-#[derive(Debug)]
-pub struct Failure {
-    pub reason: String,
-    pub accepted: bool,
+/// A launch made ready: the exec plan and what the log says of it.
+pub struct Launch {
+    pub plan: ExecPlan,
+    pub creds: Credentials,
 }
 
-/// Inetd mode: becomes the service's user in this process and execs its
-/// program on the connection at fds 0 to 2. `ready` runs just before the
-/// exec (to log). Returns only if the launch failed.
-pub fn exec(
-    service: &Service,
-    peer: &Peer,
-    out: &mut impl Write,
-    ready: impl FnOnce(&Credentials),
-) -> Failure {
-    let refused = |reason: String| Failure {
-        reason,
-        accepted: false,
+/// Gets everything ready to launch `service` for `peer`, in the process
+/// that will launch it, right before it does.
+pub fn prepare(service: &Service, peer: &Peer) -> Result<Launch, LaunchError> {
+    let creds = credentials(service).map_err(LaunchError::Lookup)?;
+    check_can_switch(&creds).map_err(LaunchError::Switch)?;
+    let opened = open_program(&service.program).map_err(LaunchError::Program)?;
+    if !may_execute(&opened.stat, &creds) {
+        return Err(LaunchError::MayNotRun {
+            user: creds.user.clone(),
+            program: service.program.clone(),
+        });
+    }
+    let script = opened.readable && starts_with_hash_bang(&opened.fd);
+    let argv: Vec<&str> = std::iter::once(service.program.as_str())
+        .chain(service.args.iter().map(String::as_str))
+        .collect();
+    let envp: Vec<String> = environment(service, peer)
+        .into_iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    let ids = unistd::geteuid().is_root().then(|| Ids {
+        uid: creds.uid.as_raw(),
+        gid: creds.gid.as_raw(),
+        groups: creds.groups.iter().map(|g| g.as_raw()).collect(),
+    });
+    let script = script.then_some(opened.resolved.as_path());
+    let plan = ExecPlan::new(opened.fd, script, &argv, &envp, ids).map_err(|_| LaunchError::Nul)?;
+    Ok(Launch { plan, creds })
+}
+
+/// Whether `creds` may execute a file of this owner and mode, as the kernel
+/// decides it (without ACLs), so that a refusal comes before any `+`.
+fn may_execute(stat: &nix::sys::stat::FileStat, creds: &Credentials) -> bool {
+    let mode = stat.st_mode;
+    if creds.uid.is_root() {
+        return mode & 0o111 != 0;
+    }
+    if stat.st_uid == creds.uid.as_raw() {
+        return mode & 0o100 != 0;
+    }
+    let in_group =
+        creds.gid.as_raw() == stat.st_gid || creds.groups.iter().any(|g| g.as_raw() == stat.st_gid);
+    if in_group {
+        return mode & 0o010 != 0;
+    }
+    mode & 0o001 != 0
+}
+
+/// Whether the open file is a `#!` script, which the kernel runs by name.
+fn starts_with_hash_bang(fd: &std::os::fd::OwnedFd) -> bool {
+    use std::os::unix::fs::FileExt;
+    let Ok(file) = fd.try_clone().map(std::fs::File::from) else {
+        return false;
     };
-    let creds = match credentials(service).and_then(|c| check_can_switch(&c).map(|()| c)) {
-        Ok(creds) => creds,
-        Err(reason) => return refused(reason),
-    };
+    let mut head = [0u8; 2];
+    matches!(file.read_at(&mut head, 0), Ok(2) if &head == b"#!")
+}
+
+/// Inetd mode: becomes the program in this process. A process that leads
+/// its process group (run by hand from a shell) cannot start a session of
+/// its own, so it forks a child for the launch and waits for it, giving its
+/// exit status as its own. Returns only if the launch failed.
+pub fn exec_here(launch: &Launch) -> LaunchError {
     if let Err(e) = sys::cloexec_above_stderr() {
-        return refused(format!("marking descriptors close-on-exec: {e}"));
+        return LaunchError::Step(Step::Descriptors, e);
     }
-    if let Err(reason) = drop_privileges(&creds) {
-        return refused(format!("becoming {}: {reason}", creds.user));
+    if sys::may_start_session() {
+        let (step, e) = launch.plan.exec_here();
+        return LaunchError::Step(step, e);
     }
-    // After the switch, so it is the service's user who must be able to run it.
-    if let Err(e) = unistd::access(service.program.as_str(), AccessFlags::X_OK) {
-        return refused(format!(
-            "{} cannot run {}: {e}",
-            creds.user, service.program
-        ));
+    match launch.plan.spawn(None) {
+        Ok(pid) => {
+            // The connection is the child's now; this process only waits.
+            sys::let_go_of_stdio();
+            let code = match nix::sys::wait::waitpid(pid, None) {
+                Ok(nix::sys::wait::WaitStatus::Exited(_, code)) => code,
+                Ok(nix::sys::wait::WaitStatus::Signaled(_, signal, _)) => 128 + signal as i32,
+                _ => 1,
+            };
+            std::process::exit(code)
+        }
+        Err((step, e)) => LaunchError::Step(step, e),
     }
-    if service.mux_replies
-        && out
-            .write_all(SERVICE_ACCEPT)
-            .and_then(|()| out.flush())
-            .is_err()
-    {
-        return refused("the client went away before the + line".to_owned());
-    }
-    sys::reset_signals();
-    ready(&creds);
-    let error = command(service, peer).exec();
-    Failure {
-        reason: format!("exec {}: {error}", service.program),
-        accepted: service.mux_replies,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_alias_of_root_is_refused() {
+        assert_eq!(check_root_is_named("root", Uid::from_raw(0)), Ok(()));
+        assert_eq!(check_root_is_named("toor", Uid::from_raw(1000)), Ok(()));
+        assert_eq!(
+            check_root_is_named("toor", Uid::from_raw(0)),
+            Err(
+                "user \"toor\" has uid 0 but is not named root; write root to run a service as root"
+                    .to_owned()
+            )
+        );
     }
 }

@@ -21,5 +21,6 @@ pub mod logging;
 pub mod peer;
 pub mod protocol;
 pub mod session;
+pub mod strict;
 pub mod sys;
 pub mod table;

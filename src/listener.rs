@@ -12,9 +12,7 @@ use std::collections::HashMap;
 use std::io::{self, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -28,6 +26,8 @@ use nix::sys::socket::{
 };
 
 use crate::exit::Exit;
+use crate::inetd;
+use crate::launch;
 use crate::load;
 use crate::logging::Target;
 use crate::peer::Peer;
@@ -50,9 +50,8 @@ pub struct Settings {
     pub timeout: Duration,
     pub config: PathBuf,
     pub config_required: bool,
-    /// How the hand-over child logs: the listener's own choice.
+    /// Where the listener logs, so that start-up errors also reach a person.
     pub log: Target,
-    pub syslog_socket: PathBuf,
 }
 
 /// Parses a `--listen` address: `ADDR`, `ADDR:PORT`, `[V6]:PORT` or a bare
@@ -223,6 +222,11 @@ pub fn run(settings: Settings) -> Exit {
         settings,
     });
     let signal = accept_until_stopped(&shared, &listeners, &signal_fd);
+    // Connections already queued were accepted by the kernel for us: serve
+    // them too rather than let the close reset them.
+    for listener in &listeners {
+        accept_waiting(&shared, listener);
+    }
     drop(listeners);
     log::info!("{signal}: no new connections; finishing the handshakes under way");
     finish_handshakes(&shared);
@@ -268,12 +272,16 @@ fn accept_until_stopped(
             }
         }
         for (listener, _) in listeners.iter().zip(&ready).filter(|(_, r)| **r) {
-            // Several may be waiting; take them all without blocking.
-            let _ = listener.set_nonblocking(true);
-            while let Ok((stream, _)) = listener.accept() {
-                admit(shared, stream);
-            }
+            accept_waiting(shared, listener);
         }
+    }
+}
+
+/// Admits every connection waiting on `listener`, without blocking.
+fn accept_waiting(shared: &Arc<Shared>, listener: &TcpListener) {
+    let _ = listener.set_nonblocking(true);
+    while let Ok((stream, _)) = listener.accept() {
+        admit(shared, stream);
     }
 }
 
@@ -319,53 +327,52 @@ fn admit(shared: &Arc<Shared>, stream: TcpStream) {
 }
 
 /// One connection: the session, then its log line or the hand-over.
-fn serve(shared: &Shared, stream: TcpStream, peer: Peer, mut slot: Slot) {
+fn serve(shared: &Shared, stream: TcpStream, peer: Peer, slot: Slot) {
     let table = Arc::clone(&shared.table.read().unwrap_or_else(|e| e.into_inner()));
     let mut source = FdSource::new(stream.as_fd());
     let timeout = shared.settings.timeout;
     let result = session::serve(&mut source, &mut &stream, &table, &peer, timeout);
-    slot.handshake_done();
+    // The slot counts as a handshake until the log line is out (dropped
+    // here, or in hand_over), so a stop waits for both.
     match result {
         Ok(Report {
             outcome: Outcome::Launch { service },
             ..
-        }) => hand_over(shared, &stream, &peer, &service, slot),
+        }) => hand_over(&stream, &peer, &service, slot),
         result => log::info!("{}", session::log_line(&peer, &result)),
     }
 }
 
-/// Starts `in.tcpmuxd --hand-over` on the connection and waits for it, so
-/// the slot is held while the service runs and the child is reaped.
-fn hand_over(shared: &Shared, stream: &TcpStream, peer: &Peer, service: &Service, slot: Slot) {
-    let settings = &shared.settings;
-    let dup = |s: &TcpStream| s.try_clone().map(|s| Stdio::from(OwnedFd::from(s)));
-    let started = dup(stream).and_then(|stdin| {
-        Command::new("/proc/self/exe")
-            .arg0("in.tcpmuxd")
-            .arg("--hand-over")
-            .arg(service.to_string())
-            .arg("--log")
-            .arg(settings.log.name())
-            .arg("--syslog-socket")
-            .arg(&settings.syslog_socket)
-            .env_clear()
-            .stdin(stdin)
-            .stdout(dup(stream)?)
-            .spawn()
-    });
-    match started {
-        Ok(mut child) => {
-            let _ = child.wait();
-        }
-        Err(e) => {
+/// Launches the service in a forked child with the connection on its fds
+/// 0 to 2, and waits for it, so the slot is held while the service runs and
+/// the child is reaped. The checks, the lookups and the opening of the
+/// program happen here, in the listener, right before the fork.
+fn hand_over(stream: &TcpStream, peer: &Peer, service: &Service, mut slot: Slot) {
+    let failed = |error: &dyn std::fmt::Display, accepted: bool| {
+        if !accepted {
             let _ = (&*stream).write_all(protocol::UNAVAILABLE);
-            log::error!(
-                "peer={peer} name={} outcome=launch-failed (starting the hand-over: {e})",
-                service.name
-            );
         }
+        log::error!(
+            "peer={peer} name={} outcome=launch-failed ({error})",
+            service.name
+        );
+    };
+    let launch = match launch::prepare(service, peer) {
+        Ok(launch) => launch,
+        Err(e) => return failed(&e, false),
+    };
+    if service.mux_replies && (&*stream).write_all(protocol::SERVICE_ACCEPT).is_err() {
+        return failed(&"the client went away before the + line", true);
     }
-    drop(slot);
+    match launch.plan.spawn(Some(stream.as_fd())) {
+        Ok(pid) => {
+            log::info!("{}", inetd::launch_line(peer, service, &launch));
+            drop(launch);
+            slot.handshake_done();
+            let _ = nix::sys::wait::waitpid(pid, None);
+        }
+        Err((step, e)) => failed(&launch::LaunchError::Step(step, e), service.mux_replies),
+    }
 }
 
 /// After the listeners close: waits for the handshakes under way, each

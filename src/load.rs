@@ -1,18 +1,28 @@
 //! Reading the table file from disk, with sshd's StrictModes when root: a
-//! file or program others could change would let them run code as whoever
-//! the table names.
+//! table others could change would let them run code as whoever it names.
+//!
+//! The file is opened once, by the walk of `strict`, and what is checked is
+//! the open file that is then read: a rename, a FIFO or a device put in its
+//! place is caught, not read. Programs are not checked here but when one is
+//! launched, in the process that launches it (see `launch`), so a table of
+//! a thousand services costs no more per connection than its own text.
 
-use std::collections::HashSet;
-use std::fs;
-use std::io;
-use std::os::unix::fs::MetadataExt;
+use std::io::{self, Read};
 use std::path::Path;
 
+use nix::errno::Errno;
+
 use crate::config::{self, ConfigError};
+use crate::strict::{self, Problem, Use};
 use crate::table::Table;
 
 /// The table read when `-c` does not name another.
 pub const DEFAULT_PATH: &str = "/etc/tcpmux.conf";
+
+/// The largest table read: some 300,000 services of 50 bytes fit, and a
+/// file without end (a device or a FIFO in the table's place, or one that
+/// grows while read) cannot take memory without bound.
+pub const MAX_TABLE_BYTES: u64 = 16 << 20;
 
 /// Reads the table as this process must: with StrictModes when it runs as
 /// root, since then the table decides what runs as whom.
@@ -22,7 +32,8 @@ pub fn load_for_this_process(path: &Path, required: bool) -> Result<Table, Confi
 
 /// Reads and checks the table at `path`. A missing file is the built-in
 /// table when `required` is false (the default path), an error otherwise.
-/// `strict` (when running as root) adds the ownership and mode checks.
+/// `strict` (when running as root) adds the ownership and mode checks, of
+/// the file and of every directory on its way.
 pub fn load(path: &Path, required: bool, strict: bool) -> Result<Table, ConfigError> {
     let name = path.display().to_string();
     let file_error = |message: String| ConfigError {
@@ -31,65 +42,36 @@ pub fn load(path: &Path, required: bool, strict: bool) -> Result<Table, ConfigEr
         column: 0,
         message,
     };
-    let bytes = match fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == io::ErrorKind::NotFound && !required => {
-            return Ok(Table::builtin());
+    let opened = match strict::open(path, Use::Read, strict, "the table") {
+        Ok(opened) => opened,
+        Err(refusal) => {
+            let missing = matches!(
+                refusal.problem,
+                Problem::Sys {
+                    errno: Errno::ENOENT,
+                    ..
+                }
+            );
+            if missing && !required {
+                return Ok(Table::builtin());
+            }
+            return Err(file_error(refusal.to_string()));
         }
-        Err(e) => return Err(file_error(format!("cannot read the table: {e}"))),
     };
-    if strict {
-        let meta = fs::metadata(path).map_err(|e| file_error(e.to_string()))?;
-        check_owner_and_mode(&meta, "the table").map_err(file_error)?;
+    let mut bytes = Vec::new();
+    std::fs::File::from(opened.fd)
+        .take(MAX_TABLE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e: io::Error| file_error(format!("cannot read the table: {e}")))?;
+    if bytes.len() as u64 > MAX_TABLE_BYTES {
+        return Err(file_error(format!(
+            "the table is larger than {} MiB",
+            MAX_TABLE_BYTES >> 20
+        )));
     }
     let text = String::from_utf8(bytes)
         .map_err(|_| file_error("the table is not UTF-8 text".to_owned()))?;
-    let table = config::parse(&name, &text)?;
-    if strict {
-        // Many services may share a program; each is checked once.
-        let mut checked = HashSet::new();
-        for service in table.services() {
-            if !checked.insert(service.program.as_str()) {
-                continue;
-            }
-            check_program(&service.program).map_err(|message| ConfigError {
-                path: name.clone(),
-                line: service.line,
-                column: 0,
-                message,
-            })?;
-        }
-    }
-    Ok(table)
-}
-
-/// Root must own it and nobody else may write it.
-fn check_owner_and_mode(meta: &fs::Metadata, what: &str) -> Result<(), String> {
-    if meta.uid() != 0 {
-        return Err(format!(
-            "{what} is owned by uid {}, not root; refused, as sshd's StrictModes would",
-            meta.uid()
-        ));
-    }
-    if meta.mode() & 0o022 != 0 {
-        return Err(format!(
-            "{what} is writable by group or others (mode {:04o}); refused, as sshd's StrictModes would",
-            meta.mode() & 0o7777
-        ));
-    }
-    Ok(())
-}
-
-/// The program must be an executable regular file that only root can change.
-fn check_program(program: &str) -> Result<(), String> {
-    let meta = fs::metadata(program).map_err(|e| format!("program {program}: {e}"))?;
-    if !meta.is_file() {
-        return Err(format!("program {program} is not a regular file"));
-    }
-    if meta.mode() & 0o111 == 0 {
-        return Err(format!("program {program} is not executable"));
-    }
-    check_owner_and_mode(&meta, &format!("program {program}"))
+    config::parse(&name, &text)
 }
 
 #[cfg(test)]
@@ -103,7 +85,18 @@ mod tests {
         let error = load(missing, true, false).unwrap_err();
         assert_eq!(
             error.to_string(),
-            "/nonexistent/tcpmux.conf: cannot read the table: No such file or directory (os error 2)"
+            "/nonexistent/tcpmux.conf: cannot open the table: /nonexistent: No such file or directory"
         );
+    }
+
+    #[test]
+    fn a_device_or_a_directory_is_not_a_table() {
+        for path in ["/dev/zero", "/etc"] {
+            let error = load(Path::new(path), true, false).unwrap_err();
+            assert_eq!(
+                error.to_string(),
+                format!("{path}: the table is not a regular file")
+            );
+        }
     }
 }

@@ -25,7 +25,6 @@ struct Cli {
     systemd: bool,
     max_connections: u32,
     max_per_source: u32,
-    hand_over: Option<String>,
 }
 
 const ABOUT: &str = "A TCPMUX (RFC 1078) server, run by inetd, xinetd or systemd";
@@ -142,13 +141,6 @@ fn command() -> Command {
                 .value_parser(number(65536))
                 .help("With --listen: connections from one client address at once"),
         )
-        .arg(
-            Arg::new("hand-over")
-                .long("hand-over")
-                .value_name("LINE")
-                .hide(true)
-                .help("Internal, for --listen: hand the connection to the service given as a table line"),
-        )
 }
 
 impl Cli {
@@ -171,7 +163,6 @@ impl Cli {
             systemd: m.get_flag("systemd"),
             max_connections: m.remove_one("max-connections").unwrap_or(256),
             max_per_source: m.remove_one("max-per-source").unwrap_or(32),
-            hand_over: m.remove_one("hand-over"),
         })
     }
 }
@@ -211,9 +202,6 @@ fn main() -> ExitCode {
     };
     let log = cli.log.unwrap_or(default_log);
     logging::init(log, &cli.syslog_socket);
-    if let Some(line) = cli.hand_over {
-        return inetd::hand_over_line(&line).into();
-    }
     if !listening {
         return inetd::run(&settings).into();
     }
@@ -226,7 +214,6 @@ fn main() -> ExitCode {
         config: settings.config,
         config_required: settings.config_required,
         log,
-        syslog_socket: cli.syslog_socket,
     })
     .into()
 }

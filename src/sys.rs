@@ -4,7 +4,6 @@
 #![allow(unsafe_code)]
 
 use nix::libc;
-use nix::sys::signal::{SigAction, SigHandler, SigSet, SigmaskHow, Signal, sigaction, sigprocmask};
 
 /// Marks every descriptor from 3 up close-on-exec, so that a program we exec
 /// gets only 0, 1 and 2, whatever the super-server left open, while we keep
@@ -36,28 +35,6 @@ pub fn cloexec_above_stderr() -> std::io::Result<()> {
         }
     }
     Ok(())
-}
-
-/// Puts every signal back to its default action and unblocks them all, so
-/// the program starts as if from a fresh login, not with what the
-/// super-server or Rust's runtime set (Rust ignores SIGPIPE).
-pub fn reset_signals() {
-    let default = SigAction::new(
-        SigHandler::SigDfl,
-        nix::sys::signal::SaFlags::empty(),
-        SigSet::empty(),
-    );
-    for signal in Signal::iterator() {
-        // SIGPIPE stays ignored until std's exec resets it, so that a
-        // failed exec can still write its refusal without dying of it.
-        if matches!(signal, Signal::SIGKILL | Signal::SIGSTOP | Signal::SIGPIPE) {
-            continue;
-        }
-        // SAFETY: installing SIG_DFL runs no code of ours in a signal
-        // context, so no handler can break an invariant.
-        let _ = unsafe { sigaction(signal, &default) };
-    }
-    let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
 }
 
 unsafe extern "C" {
@@ -132,4 +109,359 @@ pub fn systemd_listeners() -> Result<Vec<std::net::TcpListener>, String> {
         listeners.push(std::net::TcpListener::from(owned));
     }
     Ok(listeners)
+}
+
+/// A step of the launch after the point of no return, for the message
+/// when it fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Step {
+    Fork = 1,
+    Descriptors,
+    Session,
+    Groups,
+    Gid,
+    Uid,
+    /// The ids after the switch are not the ones asked for, or root can be
+    /// regained.
+    Verify,
+    Directory,
+    Exec,
+}
+
+impl Step {
+    const ALL: [Step; 9] = [
+        Step::Fork,
+        Step::Descriptors,
+        Step::Session,
+        Step::Groups,
+        Step::Gid,
+        Step::Uid,
+        Step::Verify,
+        Step::Directory,
+        Step::Exec,
+    ];
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            Step::Fork => "fork",
+            Step::Descriptors => "putting the connection on fds 0 to 2",
+            Step::Session => "setsid",
+            Step::Groups => "setgroups",
+            Step::Gid => "setgid",
+            Step::Uid => "setuid",
+            Step::Verify => "the ids did not change as asked, or root could be regained",
+            Step::Directory => "chdir /",
+            Step::Exec => "exec",
+        }
+    }
+
+    fn from_u8(n: u8) -> Step {
+        Step::ALL
+            .into_iter()
+            .find(|s| *s as u8 == n)
+            .unwrap_or(Step::Exec)
+    }
+}
+
+/// The umask a program starts with: files it creates are not writable by
+/// group or others unless it says so, as with systemd's default.
+pub const UMASK: libc::mode_t = 0o022;
+
+/// Everything the last steps of a launch need, made ready beforehand, so
+/// that running them allocates nothing, takes no lock and calls only
+/// async-signal-safe system calls: safe in the forked child of a threaded
+/// process, and the same steps in inetd mode's own process.
+pub struct ExecPlan {
+    program: std::os::fd::OwnedFd,
+    /// For a `#!` script: the kernel gives the interpreter the script's
+    /// name, so it is exec'd by its resolved path instead of by descriptor.
+    script: Option<std::ffi::CString>,
+    /// Kept for the pointers below, which point into them.
+    _argv: Vec<std::ffi::CString>,
+    _envp: Vec<std::ffi::CString>,
+    argv_ptrs: Vec<*const libc::c_char>,
+    envp_ptrs: Vec<*const libc::c_char>,
+    /// The ids to become; `None` when the server already runs as them.
+    ids: Option<Ids>,
+}
+
+/// A user's ids, as the system calls take them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ids {
+    pub uid: libc::uid_t,
+    pub gid: libc::gid_t,
+    pub groups: Vec<libc::gid_t>,
+}
+
+impl ExecPlan {
+    /// `argv` and `envp` must hold no NUL byte inside a string; the table's
+    /// parser refuses them, and a NUL here is an error, not a truncation.
+    pub fn new(
+        program: std::os::fd::OwnedFd,
+        script: Option<&std::path::Path>,
+        argv: &[&str],
+        envp: &[String],
+        ids: Option<Ids>,
+    ) -> Result<ExecPlan, std::ffi::NulError> {
+        use std::ffi::CString;
+        use std::os::unix::ffi::OsStrExt;
+        let script = script
+            .map(|p| CString::new(p.as_os_str().as_bytes()))
+            .transpose()?;
+        let argv: Vec<CString> = argv
+            .iter()
+            .map(|a| CString::new(*a))
+            .collect::<Result<_, _>>()?;
+        let envp: Vec<CString> = envp
+            .iter()
+            .map(|e| CString::new(e.as_str()))
+            .collect::<Result<_, _>>()?;
+        let pointers = |strings: &[CString]| {
+            strings
+                .iter()
+                .map(|s| s.as_ptr())
+                .chain([std::ptr::null()])
+                .collect()
+        };
+        Ok(ExecPlan {
+            program,
+            script,
+            argv_ptrs: pointers(&argv),
+            envp_ptrs: pointers(&envp),
+            _argv: argv,
+            _envp: envp,
+            ids,
+        })
+    }
+
+    /// The last steps, in order: the connection onto fds 0 to 2 (when
+    /// given), a session of its own, groups, gid, uid and a check that they
+    /// hold, every signal to its default and none blocked, the umask, `/`
+    /// as working directory, exec. Returns only on failure, with the step.
+    ///
+    /// Every call here is a raw system call or an async-signal-safe libc
+    /// function, on memory made ready before: nothing allocates or locks.
+    /// The ids are changed with raw system calls rather than glibc's
+    /// wrappers, which in a threaded process signal every thread to change
+    /// theirs: here the caller is alone (a forked child, or inetd mode's
+    /// single thread), and the raw calls need no signal to work.
+    fn run(&self, connection: Option<libc::c_int>) -> (Step, i32) {
+        let errno = || std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
+        // SAFETY: each call below is a system call on plain values or on
+        // memory this plan owns and keeps alive until the exec: the id
+        // list, the C strings and their NULL-terminated pointer arrays.
+        unsafe {
+            if let Some(fd) = connection {
+                // A connection on 0 to 2 already is moved up first, so the
+                // dup2 calls cannot close it under themselves.
+                let fd = if fd < 3 {
+                    libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3)
+                } else {
+                    fd
+                };
+                if fd < 0 || libc::dup2(fd, 0) < 0 || libc::dup2(fd, 1) < 0 || libc::dup2(fd, 2) < 0
+                {
+                    return (Step::Descriptors, errno());
+                }
+            }
+            // A session leader already (systemd makes one) has its own session.
+            if libc::getsid(0) != libc::getpid() && libc::setsid() < 0 {
+                return (Step::Session, errno());
+            }
+            if let Some(ids) = &self.ids {
+                if libc::syscall(libc::SYS_setgroups, ids.groups.len(), ids.groups.as_ptr()) < 0 {
+                    return (Step::Groups, errno());
+                }
+                if libc::syscall(libc::SYS_setresgid, ids.gid, ids.gid, ids.gid) < 0 {
+                    return (Step::Gid, errno());
+                }
+                if libc::syscall(libc::SYS_setresuid, ids.uid, ids.uid, ids.uid) < 0 {
+                    return (Step::Uid, errno());
+                }
+                if !self.ids_hold(ids) {
+                    return (Step::Verify, 0);
+                }
+            }
+            reset_all_signals();
+            libc::umask(UMASK);
+            if libc::chdir(c"/".as_ptr()) < 0 {
+                return (Step::Directory, errno());
+            }
+            use std::os::fd::AsRawFd;
+            match &self.script {
+                Some(path) => {
+                    libc::execve(
+                        path.as_ptr(),
+                        self.argv_ptrs.as_ptr(),
+                        self.envp_ptrs.as_ptr(),
+                    );
+                }
+                None => {
+                    libc::syscall(
+                        libc::SYS_execveat,
+                        self.program.as_raw_fd(),
+                        c"".as_ptr(),
+                        self.argv_ptrs.as_ptr(),
+                        self.envp_ptrs.as_ptr(),
+                        libc::AT_EMPTY_PATH,
+                    );
+                }
+            }
+            (Step::Exec, errno())
+        }
+    }
+
+    /// Whether the real, effective and saved ids are the ones asked for and,
+    /// for a user other than root, root cannot be regained.
+    fn ids_hold(&self, ids: &Ids) -> bool {
+        let (mut r, mut e, mut s) = (0, 0, 0);
+        // SAFETY: getresuid and getresgid write three ids to the places
+        // given, which live on this stack frame.
+        let uids = unsafe { libc::syscall(libc::SYS_getresuid, &mut r, &mut e, &mut s) } == 0
+            && [r, e, s] == [ids.uid; 3];
+        let (mut r, mut e, mut s) = (0, 0, 0);
+        // SAFETY: as above.
+        let gids = unsafe { libc::syscall(libc::SYS_getresgid, &mut r, &mut e, &mut s) } == 0
+            && [r, e, s] == [ids.gid; 3];
+        // SAFETY: a system call on plain values; if it succeeds we are root
+        // again, and the launch is abandoned.
+        let regained = ids.uid != 0 && unsafe { libc::syscall(libc::SYS_setresuid, 0, 0, 0) } == 0;
+        uids && gids && !regained
+    }
+
+    /// Inetd mode: runs the last steps in this process, which becomes the
+    /// program. Returns only on failure. The caller has made sure this
+    /// process may start a session (see [`may_start_session`]).
+    pub fn exec_here(&self) -> (Step, std::io::Error) {
+        let (step, errno) = self.run(None);
+        (step, std::io::Error::from_raw_os_error(errno))
+    }
+
+    /// Forks a child that runs the last steps with `connection` on its fds
+    /// 0 to 2. Returns once the child has exec'd the program (its pid) or
+    /// failed (the step and error; the child is reaped).
+    pub fn spawn(
+        &self,
+        connection: Option<std::os::fd::BorrowedFd>,
+    ) -> Result<nix::unistd::Pid, (Step, std::io::Error)> {
+        use std::os::fd::AsRawFd;
+        let fail = |step, e: nix::Error| (step, std::io::Error::from(e));
+        let (report_r, report_w) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| fail(Step::Fork, e))?;
+        let connection = connection.map(|c| c.as_raw_fd());
+        // SAFETY: the child runs only `run`, which is async-signal-safe as
+        // its comment says, then writes to a pipe and _exits: nothing that
+        // could meet a lock another thread held at the fork.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            let (step, errno) = self.run(connection);
+            let mut report = [0u8; 5];
+            report[0] = step as u8;
+            report[1..].copy_from_slice(&errno.to_ne_bytes());
+            // SAFETY: write and _exit are async-signal-safe; `report` is on
+            // this stack.
+            unsafe {
+                libc::write(report_w.as_raw_fd(), report.as_ptr().cast(), report.len());
+                libc::_exit(127);
+            }
+        }
+        drop(report_w);
+        if pid < 0 {
+            return Err((Step::Fork, std::io::Error::last_os_error()));
+        }
+        let pid = nix::unistd::Pid::from_raw(pid);
+        // The pipe closes at the exec (close-on-exec) or carries the report.
+        let mut report = [0u8; 5];
+        let mut got = 0;
+        while got < report.len() {
+            match nix::unistd::read(&report_r, &mut report[got..]) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(nix::Error::EINTR) => continue,
+                Err(_) => break,
+            }
+        }
+        if got == 0 {
+            return Ok(pid);
+        }
+        let _ = nix::sys::wait::waitpid(pid, None);
+        let mut errno = [0u8; 4];
+        errno.copy_from_slice(&report[1..]);
+        Err((
+            Step::from_u8(report[0]),
+            std::io::Error::from_raw_os_error(i32::from_ne_bytes(errno)),
+        ))
+    }
+}
+
+/// Whether this process can give itself a session of its own: it leads one
+/// already, or it does not lead a process group (a group leader, as a shell
+/// makes a command it runs, cannot call setsid).
+pub fn may_start_session() -> bool {
+    let me = nix::unistd::getpid();
+    nix::unistd::getsid(None) == Ok(me) || nix::unistd::getpgrp() != me
+}
+
+/// Every signal, real-time ones included, to its default action, and none
+/// blocked. Raw system calls: glibc's sigaction refuses the two signals it
+/// keeps for itself (32 and 33), which an ignoring parent would otherwise
+/// pass on ignored through exec.
+fn reset_all_signals() {
+    /// The kernel's struct sigaction on x86_64 and aarch64.
+    #[repr(C)]
+    struct KernelSigaction {
+        handler: usize,
+        flags: libc::c_ulong,
+        restorer: usize,
+        mask: u64,
+    }
+    let default = KernelSigaction {
+        handler: libc::SIG_DFL,
+        flags: 0,
+        restorer: 0,
+        mask: 0,
+    };
+    for signal in 1..=64 {
+        if signal == libc::SIGKILL || signal == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: installs SIG_DFL from a struct on this stack, sized as the
+        // kernel's (sigsetsize 8); no handler of ours runs afterwards.
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                signal,
+                &default as *const KernelSigaction,
+                std::ptr::null_mut::<KernelSigaction>(),
+                8usize,
+            )
+        };
+    }
+    let empty: u64 = 0;
+    // SAFETY: sets the mask from a value on this stack.
+    unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_SETMASK,
+            &empty as *const u64,
+            std::ptr::null_mut::<u64>(),
+            8usize,
+        )
+    };
+}
+
+/// Points fds 0 to 2 at /dev/null, so that this process no longer holds the
+/// connection open: a waiting parent must not keep the client from seeing
+/// the service close.
+pub fn let_go_of_stdio() {
+    if let Ok(null) = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    {
+        let _ = nix::unistd::dup2_stdin(&null);
+        let _ = nix::unistd::dup2_stdout(&null);
+        let _ = nix::unistd::dup2_stderr(&null);
+    }
 }

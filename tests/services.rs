@@ -96,6 +96,11 @@ fn a_launched_service_sees_its_ids_environment_descriptors_and_client() {
          peer=127.0.0.1 {port}\r\n\
          fds=0 1 2\r\n\
          args=one two\r\n\
+         session=own\r\n\
+         tty=No such device or address\r\n\
+         signals ignored=0000000000000000 blocked=0000000000000000\r\n\
+         umask=0022 cwd=/\r\n\
+         fd2=socket\r\n\
          env PATH=/usr/bin:/bin\r\n\
          env PROTO=TCP\r\n\
          env TCPLOCALIP=127.0.0.1\r\n\
@@ -426,7 +431,7 @@ fn check_prints_a_good_table_and_names_the_fault_in_a_bad_one() {
     assert_eq!(
         err,
         format!(
-            "in.tcpmuxd: {}: cannot read the table: No such file or directory (os error 2)\n",
+            "in.tcpmuxd: {}: cannot open the table: No such file or directory\n",
             missing.display()
         )
     );
@@ -507,12 +512,17 @@ fn as_root_a_table_or_program_others_could_change_is_refused() {
     assert_eq!(
         check(&table),
         refused(format!(
-            "{path}:1: program {dir}/missing: No such file or directory (os error 2)"
+            "{path}:1: cannot open program {dir}/missing: No such file or directory"
         ))
     );
 
-    // And a connection gets the short refusal.
-    assert_eq!(setup.exchange(b"HELP\r\n"), (UNAVAILABLE.to_vec(), 1));
+    // Programs are checked when launched: the launch gets the short
+    // refusal, while HELP, which launches nothing, is answered.
+    assert_eq!(setup.exchange(b"probe\r\n"), (UNAVAILABLE.to_vec(), 8));
+    assert_eq!(
+        setup.exchange(b"HELP\r\n"),
+        (b"tcpmux\r\nprobe\r\n".to_vec(), 0)
+    );
 }
 
 #[test]
@@ -594,12 +604,12 @@ fn a_server_that_is_not_root_runs_only_its_own_user() {
         (UNAVAILABLE.to_vec(), 8)
     );
     let line = syslog.line();
+    let missing = setup.dir.path().join("missing");
     assert!(
-        line.contains("outcome=launch-failed (nobody cannot run"),
-        "{line}"
-    );
-    assert!(
-        line.ends_with("missing: ENOENT: No such file or directory)"),
+        line.ends_with(&format!(
+            "outcome=launch-failed (cannot open program {}: No such file or directory)",
+            missing.display()
+        )),
         "{line}"
     );
 }

@@ -344,6 +344,15 @@ impl Listener {
         }
     }
 
+    /// Every log line not read yet, up to the listener's exit.
+    pub fn rest_of_log(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        while let Ok(line) = self.log.recv_timeout(PATIENCE) {
+            lines.push(line);
+        }
+        lines
+    }
+
     pub fn signal(&self, signal: nix::sys::signal::Signal) {
         let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
         nix::sys::signal::kill(pid, signal).unwrap();

@@ -14,6 +14,16 @@ print "gid=$( egid=$)\r\n";
 print "peer=$host $port\r\n";
 print "fds=@fds\r\n";
 print "args=@ARGV\r\n";
+# What else it finds at exec: its session, terminal, signals, directory.
+my @stat = split / /, (split /\) /, `cat /proc/$$/stat`)[1];
+print "session=", ($stat[3] == $$ ? "own" : "inherited"), "\r\n";
+print "tty=", (open(my $tty, "<", "/dev/tty") ? "opens" : "$!"), "\r\n";
+my %status = map { /^(\w+):\s*(.*)$/ ? ($1, $2) : () } `cat /proc/$$/status`;
+# Perl ignores SIGFPE (bit 7) itself at start-up; what it was given is the rest.
+my $ignored = sprintf "%016x", hex($status{SigIgn}) & ~0x80;
+print "signals ignored=$ignored blocked=$status{SigBlk}\r\n";
+print "umask=$status{Umask} cwd=", readlink("/proc/$$/cwd"), "\r\n";
+print "fd2=", (getpeername(STDERR) ? "socket" : "other"), "\r\n";
 print "env $_=$ENV{$_}\r\n" for sort keys %ENV;
 my $line = <STDIN>;
 print "read=", defined $line ? $line : "EOF\r\n";
