@@ -43,10 +43,10 @@ fn wait_all(mut children: Vec<&mut Child>, start: Instant) -> Vec<Option<i32>> {
     let mut codes = vec![None; children.len()];
     loop {
         for (child, code) in children.iter_mut().zip(codes.iter_mut()) {
-            if code.is_none() {
-                if let Some(status) = child.try_wait().unwrap() {
-                    *code = Some(status.code().unwrap_or(-1));
-                }
+            if code.is_none()
+                && let Some(status) = child.try_wait().unwrap()
+            {
+                *code = Some(status.code().unwrap_or(-1));
             }
         }
         if codes.iter().all(Option::is_some) || start.elapsed() > PATIENCE {
@@ -92,6 +92,41 @@ fn a_syslog_that_stopped_reading_blocks_no_refusal_in_inetd_mode() {
     }
 }
 
+/// Sends `request` from a new client, closes the sending side and reads
+/// the reply to its end: the client's port and the reply. A read cut short
+/// by a signal is taken up again (`common::read_reply` counts it a failure;
+/// with the many children of these tests one arrived now and then).
+fn ask(addr: SocketAddr, request: &[u8]) -> (u16, Vec<u8>) {
+    let mut stream = common::connect(addr);
+    let port = stream.local_addr().unwrap().port();
+    let _ = std::io::Write::write_all(&mut stream, request);
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return (port, reply),
+            Ok(n) => reply.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => return (port, reply),
+            Err(e) => panic!("reading the reply: {e}"),
+        }
+    }
+}
+
+/// The next line logged to `syslog`, waiting for it as `Syslog::line` does
+/// but through a signal.
+fn next_line(syslog: &Syslog) -> String {
+    let mut buf = vec![0u8; 4096];
+    loop {
+        match syslog.socket.recv(&mut buf) {
+            Ok(n) => return String::from_utf8_lossy(&buf[..n]).into_owned(),
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => panic!("no log line: {e}"),
+        }
+    }
+}
+
 /// The listener on 127.0.0.1, port chosen by the system, logging to
 /// `syslog`; its address comes from its own "listening on" line there.
 fn syslog_listener(syslog: &Syslog, table: &str) -> (Running, SocketAddr) {
@@ -104,7 +139,7 @@ fn syslog_listener(syslog: &Syslog, table: &str) -> (Running, SocketAddr) {
         .spawn()
         .unwrap();
     let running = Running(child);
-    let line = syslog.line();
+    let line = next_line(syslog);
     let (_, addr) = line
         .rsplit_once(": listening on ")
         .unwrap_or_else(|| panic!("not a listening line: {line}"));
@@ -115,7 +150,7 @@ fn syslog_listener(syslog: &Syslog, table: &str) -> (Running, SocketAddr) {
 /// did not get exactly the refusal and the end of the stream in PATIENCE.
 fn refusals_missed(addr: SocketAddr) -> usize {
     let clients: Vec<_> = (0..CONNECTIONS)
-        .map(|_| thread::spawn(move || common::ask(addr, b"nosuch\r\n")))
+        .map(|_| thread::spawn(move || ask(addr, b"nosuch\r\n").1))
         .collect();
     clients
         .into_iter()
@@ -154,12 +189,9 @@ fn a_syslog_that_stopped_reading_blocks_no_listener_and_the_loss_is_counted() {
     // The daemon reads again: the next line says what it missed, the one
     // line of each refused connection.
     assert!(syslog.rest().iter().all(|l| l == "<30>filler"));
-    let mut client = common::connect(addr);
-    let port = client.local_addr().unwrap().port();
-    std::io::Write::write_all(&mut client, b"nosuch\r\n").unwrap();
-    client.shutdown(std::net::Shutdown::Write).unwrap();
-    assert_eq!(common::read_reply(&mut client), UNKNOWN);
-    let line = syslog.line();
+    let (port, reply) = ask(addr, b"nosuch\r\n");
+    assert_eq!(reply, UNKNOWN);
+    let line = next_line(&syslog);
     let (head, lost) = lost_count(&line);
     assert_eq!(lost, CONNECTIONS as u64, "{line}");
     let pid = listener.0.id();
@@ -167,12 +199,9 @@ fn a_syslog_that_stopped_reading_blocks_no_listener_and_the_loss_is_counted() {
     assert!(line.starts_with("<30>"), "{line}");
     assert!(head.ends_with(&expected), "{line}");
     // The count went out with that line and starts again from nothing.
-    let mut client = common::connect(addr);
-    let port = client.local_addr().unwrap().port();
-    std::io::Write::write_all(&mut client, b"HELP\r\n").unwrap();
-    client.shutdown(std::net::Shutdown::Write).unwrap();
-    assert_eq!(common::read_reply(&mut client), b"tcpmux\r\n");
-    let line = syslog.line();
+    let (port, reply) = ask(addr, b"HELP\r\n");
+    assert_eq!(reply, b"tcpmux\r\n");
+    let line = next_line(&syslog);
     let expected = format!("in.tcpmuxd[{pid}]: peer=127.0.0.1:{port} name=HELP outcome=help");
     assert!(line.ends_with(&expected), "{line}");
 }
@@ -234,12 +263,14 @@ fn read_until(pipe: &OwnedFd, done: impl Fn(&str) -> bool) -> String {
         );
         let millis = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
         let mut fds = [PollFd::new(pipe.as_fd(), PollFlags::POLLIN)];
-        if poll(&mut fds, PollTimeout::from(millis)).unwrap() == 0 {
-            continue;
+        match poll(&mut fds, PollTimeout::from(millis)) {
+            Ok(0) | Err(nix::errno::Errno::EINTR) => continue,
+            Ok(_) => {}
+            Err(e) => panic!("polling the pipe: {e}"),
         }
         match nix::unistd::read(pipe, &mut buf) {
             Ok(n) => text.extend_from_slice(&buf[..n]),
-            Err(nix::errno::Errno::EAGAIN) => {}
+            Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => {}
             Err(e) => panic!("reading the pipe: {e}"),
         }
     }
@@ -268,11 +299,8 @@ fn a_standard_error_nobody_reads_blocks_no_listener() {
     // Someone reads again: the next lines through say what was lost, at
     // least the refused connections' lines (and the start-up's).
     drain(&read);
-    let mut client = common::connect(addr);
-    let client_port = client.local_addr().unwrap().port();
-    std::io::Write::write_all(&mut client, b"nosuch\r\n").unwrap();
-    client.shutdown(std::net::Shutdown::Write).unwrap();
-    assert_eq!(common::read_reply(&mut client), UNKNOWN);
+    let (client_port, reply) = ask(addr, b"nosuch\r\n");
+    assert_eq!(reply, UNKNOWN);
     let pid = listener.0.id();
     let ours =
         format!("in.tcpmuxd[{pid}]: peer=127.0.0.1:{client_port} name=nosuch outcome=unknown");
