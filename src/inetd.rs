@@ -13,7 +13,7 @@ use crate::launch;
 use crate::load;
 use crate::peer::Peer;
 use crate::protocol;
-use crate::session::{self, FdSource, Outcome, Report};
+use crate::session::{self, Conversation, FdSink, FdSource, Outcome, ReplySink, Report};
 use crate::table::Service;
 
 /// What inetd mode needs from the command line.
@@ -28,23 +28,28 @@ pub struct Settings {
 /// Serves the connection on standard input and output.
 pub fn run(settings: &Settings) -> Exit {
     let stdin = io::stdin();
+    let stdout = io::stdout();
     let peer = Peer::of(stdin.as_fd());
-    let mut stdout = io::stdout().lock();
+    let mut sink = FdSink::new(stdout.as_fd());
     let table = match load::load_for_this_process(&settings.config, settings.config_required) {
         Ok(table) => table,
         Err(e) => {
-            let _ = stdout.write_all(protocol::UNAVAILABLE);
+            // A fresh connection takes a line at once; if not, no waiting.
+            let _ = sink.send_now(protocol::UNAVAILABLE);
             log::error!("peer={peer} outcome=config-error ({e})");
             return Exit::Config;
         }
     };
-    let mut source = FdSource::new(stdin.as_fd());
-    let result = session::serve(&mut source, &mut stdout, &table, &peer, settings.timeout);
+    let source = FdSource::new(stdin.as_fd());
+    let mut conversation = Conversation::new(source, sink, settings.timeout);
+    let result = session::serve(&mut conversation, &table, &peer);
     match result {
+        // The launch writes its +Go through the conversation, under its
+        // deadline.
         Ok(Report {
             outcome: Outcome::Launch { service },
             ..
-        }) => hand_over(&service, &peer, &mut stdout),
+        }) => hand_over(&service, &peer, &mut conversation),
         result => {
             log::info!("{}", session::log_line(&peer, &result));
             match &result {

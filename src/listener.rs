@@ -32,7 +32,7 @@ use crate::load;
 use crate::logging::Target;
 use crate::peer::Peer;
 use crate::protocol;
-use crate::session::{self, FdSource, Outcome, Report};
+use crate::session::{self, Conversation, FdSink, FdSource, Outcome, Report};
 use crate::sys;
 use crate::table::{Service, Table};
 
@@ -321,16 +321,22 @@ fn admit(shared: &Arc<Shared>, stream: TcpStream) {
 /// One connection: the session, then its log line or the hand-over.
 fn serve(shared: &Shared, stream: TcpStream, peer: Peer, mut slot: Slot) {
     let table = Arc::clone(&shared.table.read().unwrap_or_else(|e| e.into_inner()));
-    let mut source = FdSource::new(stream.as_fd());
-    let timeout = shared.settings.timeout;
-    let result = session::serve(&mut source, &mut &stream, &table, &peer, timeout);
+    let source = FdSource::new(stream.as_fd());
+    let sink = FdSink::new(stream.as_fd());
+    let mut conversation = Conversation::new(source, sink, shared.settings.timeout);
+    let result = session::serve(&mut conversation, &table, &peer);
     slot.handshake_done();
     match result {
         Ok(Report {
             outcome: Outcome::Launch { service },
             ..
         }) => hand_over(shared, &stream, &peer, &service, slot),
-        result => log::info!("{}", session::log_line(&peer, &result)),
+        result => {
+            // The slot is free before the line that says the connection
+            // is over.
+            drop(slot);
+            log::info!("{}", session::log_line(&peer, &result));
+        }
     }
 }
 
