@@ -27,6 +27,7 @@ use nix::sys::socket::{
     socket, sockopt,
 };
 
+use crate::access::Cidr;
 use crate::exit::Exit;
 use crate::load;
 use crate::logging::Target;
@@ -47,6 +48,9 @@ pub struct Settings {
     pub systemd: bool,
     pub max_connections: usize,
     pub max_per_source: usize,
+    /// The prefix lengths that make one source for `max_per_source`.
+    pub ipv4_source_prefix: u8,
+    pub ipv6_source_prefix: u8,
     pub timeout: Duration,
     pub config: PathBuf,
     pub config_required: bool,
@@ -91,13 +95,27 @@ fn bind_listener(addr: SocketAddr) -> nix::Result<TcpListener> {
     Ok(TcpListener::from(fd))
 }
 
-/// Connections counted against the caps, in total and per client address,
-/// and how many of them are still in their handshake.
+/// Connections counted against the caps, in total and per source, and how
+/// many of them are still in their handshake.
 #[derive(Default)]
 struct Counts {
     total: usize,
-    per_source: HashMap<IpAddr, usize>,
+    per_source: HashMap<Cidr, usize>,
     handshakes: usize,
+}
+
+/// The source a connection counts against for `--max-per-source`: the block
+/// of its address of the configured prefix length, so that a host with many
+/// addresses counts once (an IPv6 host usually owns a whole /64). An IPv4
+/// client of an IPv6 socket counts as IPv4.
+pub fn source_of(ip: IpAddr, ipv4_prefix: u8, ipv6_prefix: u8) -> Cidr {
+    let ip = ip.to_canonical();
+    let len = if ip.is_ipv4() {
+        ipv4_prefix
+    } else {
+        ipv6_prefix
+    };
+    Cidr::around(ip, len)
 }
 
 /// What the listener's threads share.
@@ -113,12 +131,12 @@ struct Shared {
 /// handshake ends, or when the launched service exits.
 struct Slot {
     shared: Arc<Shared>,
-    source: IpAddr,
+    source: Cidr,
     in_handshake: bool,
 }
 
 impl Slot {
-    fn take(shared: &Arc<Shared>, source: IpAddr) -> Option<Slot> {
+    fn take(shared: &Arc<Shared>, source: Cidr) -> Option<Slot> {
         let mut counts = shared.counts.lock().unwrap_or_else(|e| e.into_inner());
         let here = counts.per_source.get(&source).copied().unwrap_or(0);
         if counts.total >= shared.settings.max_connections || here >= shared.settings.max_per_source
@@ -297,7 +315,15 @@ fn reload(shared: &Shared) {
 fn admit(shared: &Arc<Shared>, stream: TcpStream) {
     let _ = stream.set_nonblocking(false);
     let peer = Peer::of(stream.as_fd());
-    let Some(source) = peer.remote.map(|a| a.ip()) else {
+    let settings = &shared.settings;
+    let source = peer.remote.map(|addr| {
+        source_of(
+            addr.ip(),
+            settings.ipv4_source_prefix,
+            settings.ipv6_source_prefix,
+        )
+    });
+    let Some(source) = source else {
         // Reset while still in the accept queue: nothing to serve, but every
         // connection gets its log line.
         log::info!("peer={peer} outcome=io-error (the connection was gone before it was served)");
@@ -410,5 +436,32 @@ mod tests {
         }
         assert!(parse_address("localhost").is_err());
         assert!(parse_address("127.0.0.1:99999").is_err());
+    }
+
+    #[test]
+    fn sources_are_counted_by_prefix() {
+        let ip = |text: &str| text.parse::<IpAddr>().unwrap();
+        let key = |text: &str, v4, v6| source_of(ip(text), v4, v6).to_string();
+        // The defaults: an IPv4 address alone, an IPv6 host's /64.
+        assert_eq!(key("192.0.2.7", 32, 64), "192.0.2.7");
+        assert_eq!(key("2001:db8:0:1:a:b:c:d", 32, 64), "2001:db8:0:1::/64");
+        assert_eq!(
+            source_of(ip("2001:db8:0:1::1"), 32, 64),
+            source_of(ip("2001:db8:0:1:ffff::2"), 32, 64)
+        );
+        assert_ne!(
+            source_of(ip("2001:db8:0:1::1"), 32, 64),
+            source_of(ip("2001:db8:0:2::1"), 32, 64)
+        );
+        // Settable, and each family by its own length.
+        assert_eq!(key("192.0.2.7", 24, 128), "192.0.2.0/24");
+        assert_eq!(key("2001:db8::7", 24, 128), "2001:db8::7");
+        assert_eq!(key("203.0.113.200", 1, 1), "128.0.0.0/1");
+        // An IPv4 client of an IPv6 socket counts as IPv4.
+        assert_eq!(key("::ffff:192.0.2.7", 24, 64), "192.0.2.0/24");
+        assert_eq!(
+            source_of(ip("::ffff:192.0.2.7"), 32, 64),
+            source_of(ip("192.0.2.7"), 32, 64)
+        );
     }
 }

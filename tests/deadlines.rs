@@ -20,6 +20,7 @@ use nix::sys::socket::{
 
 use common::{Inetd, Listener, PATIENCE, TempDir, ask, no_services, read_reply, wait_for};
 
+const BUSY: &[u8] = b"-Server busy; try again later\r\n";
 const TIMED_OUT: &[u8] = b"-Timed out waiting for a service name\r\n";
 const TOO_MANY_MUX: &[u8] = b"-Bad request: at most 8 tcpmux requests per connection\r\n";
 /// The bound on `tcpmux` re-entries, as README and the manual page give it.
@@ -303,4 +304,47 @@ fn help_to_clients_that_never_read_costs_no_memory_per_service() {
         help.len() / 1024
     );
     assert!(held <= bound, "{held} KiB > {bound} KiB");
+}
+
+// Per-source caps by prefix.
+
+#[test]
+fn per_source_caps_count_ipv4_sources_by_prefix() {
+    let (_dir, empty) = no_services();
+    let one: IpAddr = "127.0.0.1".parse().unwrap();
+    let two: IpAddr = "127.0.0.2".parse().unwrap();
+    for (prefix, second_gets) in [
+        (None, &b"tcpmux\r\n"[..]),
+        (Some("24"), BUSY),
+        (Some("32"), b"tcpmux\r\n"),
+    ] {
+        let mut args = vec!["--max-per-source", "1", "-t", "30", "-c", &empty];
+        if let Some(len) = prefix {
+            args.extend(["--ipv4-source-prefix", len]);
+        }
+        let server = Listener::start(&args);
+        // An answered tcpmux shows the first holds its slot.
+        let mut first = connect_from(Some(one), false, server.v4);
+        first.write_all(b"tcpmux\r\n").unwrap();
+        let mut ok = [0u8; 5];
+        first.read_exact(&mut ok).unwrap();
+        assert_eq!(&ok, b"+OK\r\n");
+        let mut second = connect_from(Some(two), false, server.v4);
+        let _ = second.write_all(b"HELP\r\n");
+        let _ = second.shutdown(std::net::Shutdown::Write);
+        assert_eq!(read_reply(&mut second), second_gets, "prefix {prefix:?}");
+    }
+}
+
+#[test]
+fn the_prefix_lengths_are_range_checked() {
+    for (flag, bad) in [
+        ("--ipv4-source-prefix", "0"),
+        ("--ipv4-source-prefix", "33"),
+        ("--ipv6-source-prefix", "0"),
+        ("--ipv6-source-prefix", "129"),
+    ] {
+        let (_, err, code) = common::run_piped(&["--listen", "127.0.0.1:0", flag, bad], b"");
+        assert_eq!(code, 2, "{flag} {bad}: {}", String::from_utf8_lossy(&err));
+    }
 }
