@@ -7,13 +7,29 @@ use std::str::FromStr;
 
 /// An address block, `192.0.2.0/24` or `2001:db8::/32`; a bare address is a
 /// block of one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Cidr {
     addr: IpAddr,
     len: u8,
 }
 
 impl Cidr {
+    /// The block of `len` bits that holds `ip`, an IPv4-mapped address
+    /// taken as the IPv4 address it is; `len` is capped at the family's
+    /// width.
+    pub fn around(ip: IpAddr, len: u8) -> Cidr {
+        let addr = ip.to_canonical();
+        let width = if addr.is_ipv4() { 32 } else { 128 };
+        let block = Cidr {
+            addr,
+            len: len.min(width),
+        };
+        Cidr {
+            addr: block.network(),
+            ..block
+        }
+    }
+
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.addr, ip.to_canonical()) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
@@ -151,6 +167,23 @@ mod tests {
         assert!(cidr("127.0.0.0/8").contains(ip("::ffff:127.0.0.1")));
         assert_eq!(cidr("::ffff:10.0.0.0/104"), cidr("10.0.0.0/8"));
         assert_eq!(cidr("::ffff:10.1.2.3").to_string(), "10.1.2.3");
+    }
+
+    #[test]
+    fn the_block_around_an_address_has_its_host_bits_cleared() {
+        assert_eq!(Cidr::around(ip("192.0.2.77"), 24), cidr("192.0.2.0/24"));
+        assert_eq!(Cidr::around(ip("192.0.2.77"), 32), cidr("192.0.2.77"));
+        assert_eq!(Cidr::around(ip("192.0.2.77"), 40), cidr("192.0.2.77"));
+        assert_eq!(
+            Cidr::around(ip("::ffff:192.0.2.77"), 8),
+            cidr("192.0.0.0/8")
+        );
+        assert_eq!(
+            Cidr::around(ip("2001:db8:1:2:aaaa::1"), 64),
+            cidr("2001:db8:1:2::/64")
+        );
+        assert_eq!(Cidr::around(ip("::1"), 128), cidr("::1"));
+        assert_eq!(Cidr::around(ip("8000::1"), 1), cidr("8000::/1"));
     }
 
     #[test]

@@ -79,8 +79,8 @@ pub fn connect(host: &str, port: u16, timeout: Duration) -> Result<TcpStream, Er
     Err(Error::Connect(last))
 }
 
-/// Sends `name` and reads the reply line, one byte at a time so that what
-/// the service sends after it stays on the connection. Returns the message
+/// Sends `name` and reads the reply line, and not a byte past it, so that
+/// what the service sends after it stays on the connection. Returns the message
 /// after `+`.
 pub fn request(stream: &TcpStream, name: &str, timeout: Duration) -> Result<String, Error> {
     let mut writer = stream;
@@ -101,13 +101,25 @@ fn read_line(stream: &TcpStream, deadline: Instant) -> Result<String, Error> {
     let mut source = FdSource::new(stream.as_fd());
     let mut line = Vec::new();
     loop {
-        match source.next_byte(deadline) {
-            Ok(Some(b'\n')) => break,
-            Ok(Some(byte)) if line.len() < MAX_REPLY => line.push(byte),
-            Ok(Some(_)) => return Err(Error::BadReply(format!("a line over {MAX_REPLY} bytes"))),
-            Ok(None) => break,
+        let bytes = match source.peek(deadline) {
+            Ok([]) => break,
+            Ok(bytes) => bytes,
             Err(e) if e.kind() == io::ErrorKind::TimedOut => return Err(Error::TimedOut),
             Err(e) => return Err(e.into()),
+        };
+        // Up to the LF and no further: what follows is the service's.
+        let (taken, text) = match bytes.iter().position(|&b| b == b'\n') {
+            Some(lf) => (lf + 1, &bytes[..lf]),
+            None => (bytes.len(), bytes),
+        };
+        if line.len() + text.len() > MAX_REPLY {
+            return Err(Error::BadReply(format!("a line over {MAX_REPLY} bytes")));
+        }
+        line.extend_from_slice(text);
+        let done = taken > text.len();
+        source.consume(taken)?;
+        if done {
+            break;
         }
     }
     if line.last() == Some(&b'\r') {

@@ -12,7 +12,7 @@ use crate::launch;
 use crate::load;
 use crate::peer::Peer;
 use crate::protocol;
-use crate::session::{self, FdSource, Outcome, Report};
+use crate::session::{self, Conversation, FdSink, FdSource, Outcome, ReplySink, Report};
 use crate::table::Service;
 
 /// What inetd mode needs from the command line.
@@ -27,23 +27,28 @@ pub struct Settings {
 /// Serves the connection on standard input and output.
 pub fn run(settings: &Settings) -> Exit {
     let stdin = io::stdin();
+    let stdout = io::stdout();
     let peer = Peer::of(stdin.as_fd());
-    let mut stdout = io::stdout().lock();
+    let mut sink = FdSink::new(stdout.as_fd());
     let table = match load::load_for_this_process(&settings.config, settings.config_required) {
         Ok(table) => table,
         Err(e) => {
-            let _ = stdout.write_all(protocol::UNAVAILABLE);
+            // A fresh connection takes a line at once; if not, no waiting.
+            let _ = sink.send_now(protocol::UNAVAILABLE);
             log::error!("peer={peer} outcome=config-error ({e})");
             return Exit::Config;
         }
     };
-    let mut source = FdSource::new(stdin.as_fd());
-    let result = session::serve(&mut source, &mut stdout, &table, &peer, settings.timeout);
+    let source = FdSource::new(stdin.as_fd());
+    let mut conversation = Conversation::new(source, sink, settings.timeout);
+    let result = session::serve(&mut conversation, &table, &peer);
     match result {
+        // The launch writes its +Go through the conversation, under its
+        // deadline.
         Ok(Report {
             outcome: Outcome::Launch { service },
             ..
-        }) => hand_over(&service, &peer, &mut stdout),
+        }) => hand_over(&service, &peer, &mut conversation),
         result => {
             log::info!("{}", session::log_line(&peer, &result));
             match &result {
@@ -58,33 +63,40 @@ pub fn run(settings: &Settings) -> Exit {
 /// becoming its program; returns only when that failed, after telling the
 /// client and the log.
 pub fn hand_over(service: &Service, peer: &Peer, out: &mut impl Write) -> Exit {
-    let failed = |error: &dyn std::fmt::Display, accepted: bool, out: &mut dyn Write| {
-        if !accepted {
-            let _ = out
-                .write_all(protocol::UNAVAILABLE)
-                .and_then(|()| out.flush());
-        }
-        log::error!(
-            "peer={peer} name={} outcome=launch-failed ({error})",
-            service.name
-        );
-        Exit::Launch
-    };
-    let launch = match launch::prepare(service, peer) {
+    let launch = match launch::ready(service, peer, out) {
         Ok(launch) => launch,
-        Err(e) => return failed(&e, false, out),
+        Err(failure) => {
+            launch_failed(service, peer, &failure, out);
+            return Exit::Launch;
+        }
     };
-    if service.mux_replies
-        && out
-            .write_all(protocol::SERVICE_ACCEPT)
-            .and_then(|()| out.flush())
-            .is_err()
-    {
-        return failed(&"the client went away before the + line", true, out);
-    }
     log::info!("{}", launch_line(peer, service, &launch));
-    let error = launch::exec_here(&launch);
-    failed(&error, service.mux_replies, out)
+    let failure = launch::Failure {
+        error: launch::exec_here(&launch),
+        accepted: service.mux_replies,
+    };
+    launch_failed(service, peer, &failure, out);
+    Exit::Launch
+}
+
+/// Tells the client (unless it was told `+` already) and the log that a
+/// launch failed, in both modes.
+pub fn launch_failed(
+    service: &Service,
+    peer: &Peer,
+    failure: &launch::Failure,
+    out: &mut impl Write,
+) {
+    if !failure.accepted {
+        let _ = out
+            .write_all(protocol::UNAVAILABLE)
+            .and_then(|()| out.flush());
+    }
+    log::error!(
+        "peer={peer} name={} outcome=launch-failed ({})",
+        service.name,
+        failure.error
+    );
 }
 
 /// The log line of a launch, in both modes.

@@ -29,6 +29,7 @@ use nix::errno::Errno;
 use nix::unistd::{self, Gid, Group, Uid, User};
 
 use crate::peer::Peer;
+use crate::protocol::SERVICE_ACCEPT;
 use crate::strict::{self, Refusal, Use};
 use crate::sys::{self, ExecPlan, Ids, Step};
 use crate::table::Service;
@@ -61,6 +62,8 @@ pub enum LaunchError {
     Nul,
     /// A step after the point of no return.
     Step(Step, io::Error),
+    /// The `+` line could not be sent.
+    Client(io::Error),
 }
 
 impl fmt::Display for LaunchError {
@@ -73,6 +76,7 @@ impl fmt::Display for LaunchError {
             }
             LaunchError::Nul => f.write_str("a NUL byte in an argument"),
             LaunchError::Step(step, e) => write!(f, "{}: {e}", step.describe()),
+            LaunchError::Client(e) => write!(f, "the client went away before the + line: {e}"),
         }
     }
 }
@@ -195,6 +199,32 @@ pub fn prepare(service: &Service, peer: &Peer) -> Result<Launch, LaunchError> {
     let script = script.then_some(opened.resolved.as_path());
     let plan = ExecPlan::new(opened.fd, script, &argv, &envp, ids).map_err(|_| LaunchError::Nul)?;
     Ok(Launch { plan, creds })
+}
+
+/// Why a launch failed, and whether the client was already told `+`.
+#[derive(Debug)]
+pub struct Failure {
+    pub error: LaunchError,
+    pub accepted: bool,
+}
+
+/// The steps before the point of no return, in both modes: [`prepare`],
+/// then the `+` line when the table says the multiplexer sends it, written
+/// to `out` (the conversation, under its deadline).
+pub fn ready(service: &Service, peer: &Peer, out: &mut impl io::Write) -> Result<Launch, Failure> {
+    let launch = prepare(service, peer).map_err(|error| Failure {
+        error,
+        accepted: false,
+    })?;
+    if service.mux_replies {
+        out.write_all(SERVICE_ACCEPT)
+            .and_then(|()| out.flush())
+            .map_err(|e| Failure {
+                error: LaunchError::Client(e),
+                accepted: true,
+            })?;
+    }
+    Ok(launch)
 }
 
 /// Whether `creds` may execute a file of this owner and mode, as the kernel

@@ -2,11 +2,12 @@
 //!
 //! One thread polls the listening sockets and a signalfd; each connection
 //! gets a thread that runs the same session as inetd mode. HELP, `tcpmux`
-//! and refusals start no process. To launch a service the connection is
-//! handed to a fresh `in.tcpmuxd --hand-over`, which runs exactly the code
-//! of inetd mode (privileges, environment, descriptors, exec), so the
-//! listener never forks a multithreaded process into unsafe territory. The
-//! connection's thread waits for that child, so none is left a zombie.
+//! and refusals start no process. To launch a service the connection's
+//! thread does what may allocate or lock (lookups, the program's checks,
+//! argv and environment; `launch::prepare`), then forks a child that makes
+//! only async-signal-safe system calls before the exec (`sys::ExecPlan`),
+//! the same steps inetd mode runs in place. The connection's thread waits
+//! for that child, so none is left a zombie.
 
 use std::collections::HashMap;
 use std::io::{self, Write};
@@ -25,14 +26,14 @@ use nix::sys::socket::{
     socket, sockopt,
 };
 
+use crate::access::Cidr;
 use crate::exit::Exit;
 use crate::inetd;
 use crate::launch;
 use crate::load;
 use crate::logging::Target;
 use crate::peer::Peer;
-use crate::protocol;
-use crate::session::{self, FdSource, Outcome, Report};
+use crate::session::{self, Conversation, FdSink, FdSource, Outcome, Report};
 use crate::sys;
 use crate::table::{Service, Table};
 
@@ -47,6 +48,9 @@ pub struct Settings {
     pub systemd: bool,
     pub max_connections: usize,
     pub max_per_source: usize,
+    /// The prefix lengths that make one source for `max_per_source`.
+    pub ipv4_source_prefix: u8,
+    pub ipv6_source_prefix: u8,
     pub timeout: Duration,
     pub config: PathBuf,
     pub config_required: bool,
@@ -90,13 +94,27 @@ fn bind_listener(addr: SocketAddr) -> nix::Result<TcpListener> {
     Ok(TcpListener::from(fd))
 }
 
-/// Connections counted against the caps, in total and per client address,
-/// and how many of them are still in their handshake.
+/// Connections counted against the caps, in total and per source, and how
+/// many of them are still in their handshake.
 #[derive(Default)]
 struct Counts {
     total: usize,
-    per_source: HashMap<IpAddr, usize>,
+    per_source: HashMap<Cidr, usize>,
     handshakes: usize,
+}
+
+/// The source a connection counts against for `--max-per-source`: the block
+/// of its address of the configured prefix length, so that a host with many
+/// addresses counts once (an IPv6 host usually owns a whole /64). An IPv4
+/// client of an IPv6 socket counts as IPv4.
+pub fn source_of(ip: IpAddr, ipv4_prefix: u8, ipv6_prefix: u8) -> Cidr {
+    let ip = ip.to_canonical();
+    let len = if ip.is_ipv4() {
+        ipv4_prefix
+    } else {
+        ipv6_prefix
+    };
+    Cidr::around(ip, len)
 }
 
 /// What the listener's threads share.
@@ -112,12 +130,15 @@ struct Shared {
 /// handshake ends, or when the launched service exits.
 struct Slot {
     shared: Arc<Shared>,
-    source: IpAddr,
+    source: Cidr,
+    /// Counted against the caps.
+    capped: bool,
+    /// Counted among the handshakes a stop waits for.
     in_handshake: bool,
 }
 
 impl Slot {
-    fn take(shared: &Arc<Shared>, source: IpAddr) -> Option<Slot> {
+    fn take(shared: &Arc<Shared>, source: Cidr) -> Option<Slot> {
         let mut counts = shared.counts.lock().unwrap_or_else(|e| e.into_inner());
         let here = counts.per_source.get(&source).copied().unwrap_or(0);
         if counts.total >= shared.settings.max_connections || here >= shared.settings.max_per_source
@@ -130,11 +151,12 @@ impl Slot {
         Some(Slot {
             shared: Arc::clone(shared),
             source,
+            capped: true,
             in_handshake: true,
         })
     }
 
-    /// The handshake is over; the slot stays taken while a service runs.
+    /// The handshake is over and logged; a stop need not wait for it.
     fn handshake_done(&mut self) {
         if std::mem::take(&mut self.in_handshake) {
             let mut counts = self.shared.counts.lock().unwrap_or_else(|e| e.into_inner());
@@ -142,20 +164,26 @@ impl Slot {
             self.shared.ended.notify_all();
         }
     }
+
+    /// The connection no longer counts against the caps.
+    fn free_cap(&mut self) {
+        if std::mem::take(&mut self.capped) {
+            let mut counts = self.shared.counts.lock().unwrap_or_else(|e| e.into_inner());
+            counts.total -= 1;
+            if let Some(n) = counts.per_source.get_mut(&self.source) {
+                *n -= 1;
+                if *n == 0 {
+                    counts.per_source.remove(&self.source);
+                }
+            }
+        }
+    }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
+        self.free_cap();
         self.handshake_done();
-        let mut counts = self.shared.counts.lock().unwrap_or_else(|e| e.into_inner());
-        counts.total -= 1;
-        if let Some(n) = counts.per_source.get_mut(&self.source) {
-            *n -= 1;
-            if *n == 0 {
-                counts.per_source.remove(&self.source);
-            }
-        }
-        self.shared.ended.notify_all();
     }
 }
 
@@ -305,7 +333,15 @@ fn reload(shared: &Shared) {
 fn admit(shared: &Arc<Shared>, stream: TcpStream) {
     let _ = stream.set_nonblocking(false);
     let peer = Peer::of(stream.as_fd());
-    let Some(source) = peer.remote.map(|a| a.ip()) else {
+    let settings = &shared.settings;
+    let source = peer.remote.map(|addr| {
+        source_of(
+            addr.ip(),
+            settings.ipv4_source_prefix,
+            settings.ipv6_source_prefix,
+        )
+    });
+    let Some(source) = source else {
         // Reset while still in the accept queue: nothing to serve, but every
         // connection gets its log line.
         log::info!("peer={peer} outcome=io-error (the connection was gone before it was served)");
@@ -329,17 +365,23 @@ fn admit(shared: &Arc<Shared>, stream: TcpStream) {
 /// One connection: the session, then its log line or the hand-over.
 fn serve(shared: &Shared, stream: TcpStream, peer: Peer, slot: Slot) {
     let table = Arc::clone(&shared.table.read().unwrap_or_else(|e| e.into_inner()));
-    let mut source = FdSource::new(stream.as_fd());
-    let timeout = shared.settings.timeout;
-    let result = session::serve(&mut source, &mut &stream, &table, &peer, timeout);
-    // The slot counts as a handshake until the log line is out (dropped
-    // here, or in hand_over), so a stop waits for both.
+    let source = FdSource::new(stream.as_fd());
+    let sink = FdSink::new(stream.as_fd());
+    let mut conversation = Conversation::new(source, sink, shared.settings.timeout);
+    let result = session::serve(&mut conversation, &table, &peer);
     match result {
         Ok(Report {
             outcome: Outcome::Launch { service },
             ..
-        }) => hand_over(&stream, &peer, &service, slot),
-        result => log::info!("{}", session::log_line(&peer, &result)),
+        }) => hand_over(&mut conversation, &stream, &peer, &service, slot),
+        result => {
+            // The slot is free before the line that says the connection is
+            // over, but a stop still waits for that line (the handshake
+            // ends when the slot is dropped, after it).
+            let mut slot = slot;
+            slot.free_cap();
+            log::info!("{}", session::log_line(&peer, &result));
+        }
     }
 }
 
@@ -347,23 +389,20 @@ fn serve(shared: &Shared, stream: TcpStream, peer: Peer, slot: Slot) {
 /// 0 to 2, and waits for it, so the slot is held while the service runs and
 /// the child is reaped. The checks, the lookups and the opening of the
 /// program happen here, in the listener, right before the fork.
-fn hand_over(stream: &TcpStream, peer: &Peer, service: &Service, mut slot: Slot) {
-    let failed = |error: &dyn std::fmt::Display, accepted: bool| {
-        if !accepted {
-            let _ = (&*stream).write_all(protocol::UNAVAILABLE);
-        }
-        log::error!(
-            "peer={peer} name={} outcome=launch-failed ({error})",
-            service.name
-        );
-    };
-    let launch = match launch::prepare(service, peer) {
+fn hand_over(
+    out: &mut impl Write,
+    stream: &TcpStream,
+    peer: &Peer,
+    service: &Service,
+    mut slot: Slot,
+) {
+    let launch = match launch::ready(service, peer, out) {
         Ok(launch) => launch,
-        Err(e) => return failed(&e, false),
+        Err(failure) => {
+            slot.free_cap();
+            return inetd::launch_failed(service, peer, &failure, out);
+        }
     };
-    if service.mux_replies && (&*stream).write_all(protocol::SERVICE_ACCEPT).is_err() {
-        return failed(&"the client went away before the + line", true);
-    }
     match launch.plan.spawn(Some(stream.as_fd())) {
         Ok(pid) => {
             log::info!("{}", inetd::launch_line(peer, service, &launch));
@@ -371,7 +410,14 @@ fn hand_over(stream: &TcpStream, peer: &Peer, service: &Service, mut slot: Slot)
             slot.handshake_done();
             let _ = nix::sys::wait::waitpid(pid, None);
         }
-        Err((step, e)) => failed(&launch::LaunchError::Step(step, e), service.mux_replies),
+        Err((step, e)) => {
+            slot.free_cap();
+            let failure = launch::Failure {
+                error: launch::LaunchError::Step(step, e),
+                accepted: service.mux_replies,
+            };
+            inetd::launch_failed(service, peer, &failure, out);
+        }
     }
 }
 
@@ -411,5 +457,32 @@ mod tests {
         }
         assert!(parse_address("localhost").is_err());
         assert!(parse_address("127.0.0.1:99999").is_err());
+    }
+
+    #[test]
+    fn sources_are_counted_by_prefix() {
+        let ip = |text: &str| text.parse::<IpAddr>().unwrap();
+        let key = |text: &str, v4, v6| source_of(ip(text), v4, v6).to_string();
+        // The defaults: an IPv4 address alone, an IPv6 host's /64.
+        assert_eq!(key("192.0.2.7", 32, 64), "192.0.2.7");
+        assert_eq!(key("2001:db8:0:1:a:b:c:d", 32, 64), "2001:db8:0:1::/64");
+        assert_eq!(
+            source_of(ip("2001:db8:0:1::1"), 32, 64),
+            source_of(ip("2001:db8:0:1:ffff::2"), 32, 64)
+        );
+        assert_ne!(
+            source_of(ip("2001:db8:0:1::1"), 32, 64),
+            source_of(ip("2001:db8:0:2::1"), 32, 64)
+        );
+        // Settable, and each family by its own length.
+        assert_eq!(key("192.0.2.7", 24, 128), "192.0.2.0/24");
+        assert_eq!(key("2001:db8::7", 24, 128), "2001:db8::7");
+        assert_eq!(key("203.0.113.200", 1, 1), "128.0.0.0/1");
+        // An IPv4 client of an IPv6 socket counts as IPv4.
+        assert_eq!(key("::ffff:192.0.2.7", 24, 64), "192.0.2.0/24");
+        assert_eq!(
+            source_of(ip("::ffff:192.0.2.7"), 32, 64),
+            source_of(ip("192.0.2.7"), 32, 64)
+        );
     }
 }

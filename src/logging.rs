@@ -262,7 +262,7 @@ struct StderrLogger {
 
 /// How a line reaches standard error without waiting, and without setting
 /// `O_NONBLOCK` on its file description, which is shared with whoever
-/// started us and with the services' hand-over processes.
+/// started us.
 enum StderrWriter {
     /// A pipe, opened again through /proc for a description of our own
     /// that does not block.

@@ -25,6 +25,8 @@ struct Cli {
     systemd: bool,
     max_connections: u32,
     max_per_source: u32,
+    ipv4_source_prefix: u8,
+    ipv6_source_prefix: u8,
 }
 
 const ABOUT: &str = "A TCPMUX (RFC 1078) server, run by inetd, xinetd or systemd";
@@ -63,7 +65,10 @@ fn command() -> Command {
                 .value_name("SECONDS")
                 .default_value("10")
                 .value_parser(clap::value_parser!(u64).range(1..=3600))
-                .help("Seconds a client has to send its whole request line"),
+                .help(
+                    "Seconds the whole conversation may take, from the connection to the \
+                     last byte of the reply, the client's reading included",
+                ),
         )
         .arg(
             Arg::new("log")
@@ -139,7 +144,32 @@ fn command() -> Command {
                 .value_name("N")
                 .default_value("32")
                 .value_parser(number(65536))
-                .help("With --listen: connections from one client address at once"),
+                .help(
+                    "With --listen: connections at once from one source, an address or \
+                     a block of addresses (see the two options below)",
+                ),
+        )
+        .arg(
+            Arg::new("ipv4-source-prefix")
+                .long("ipv4-source-prefix")
+                .value_name("LEN")
+                .default_value("32")
+                .value_parser(clap::value_parser!(u8).range(1..=32))
+                .help(
+                    "With --listen: IPv4 clients in one block of this prefix length, 1 to 32, \
+                     are one source for --max-per-source; 32 counts each address",
+                ),
+        )
+        .arg(
+            Arg::new("ipv6-source-prefix")
+                .long("ipv6-source-prefix")
+                .value_name("LEN")
+                .default_value("64")
+                .value_parser(clap::value_parser!(u8).range(1..=128))
+                .help(
+                    "With --listen: IPv6 clients in one block of this prefix length, 1 to \
+                     128, are one source for --max-per-source; 64 is what one host usually has",
+                ),
         )
 }
 
@@ -163,6 +193,8 @@ impl Cli {
             systemd: m.get_flag("systemd"),
             max_connections: m.remove_one("max-connections").unwrap_or(256),
             max_per_source: m.remove_one("max-per-source").unwrap_or(32),
+            ipv4_source_prefix: m.remove_one("ipv4-source-prefix").unwrap_or(32),
+            ipv6_source_prefix: m.remove_one("ipv6-source-prefix").unwrap_or(64),
         })
     }
 }
@@ -210,6 +242,8 @@ fn main() -> ExitCode {
         systemd: cli.systemd,
         max_connections: cli.max_connections as usize,
         max_per_source: cli.max_per_source as usize,
+        ipv4_source_prefix: cli.ipv4_source_prefix,
+        ipv6_source_prefix: cli.ipv6_source_prefix,
         timeout: settings.timeout,
         config: settings.config,
         config_required: settings.config_required,

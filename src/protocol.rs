@@ -1,9 +1,9 @@
 //! The TCPMUX line protocol of RFC 1078, with no I/O: bytes of one request
 //! line in, a request or a precise error out, and the reply lines out.
 //!
-//! The parser is fed one byte at a time so that the caller never has to read
-//! past the CR LF that ends the line: whatever follows belongs to the service
-//! that gets the connection.
+//! The parser says how many bytes of what it is fed it consumed, stopping at
+//! the CR LF that ends the line, so that the caller never takes a byte past
+//! it: whatever follows belongs to the service that gets the connection.
 
 use std::fmt;
 
@@ -20,6 +20,15 @@ pub const TCPMUX: &str = "tcpmux";
 /// The positive reply to `tcpmux`: the multiplexer is its own service, so the
 /// protocol begins again on the same connection.
 pub const MUX_ACCEPT: &[u8] = b"+OK\r\n";
+
+/// How many times one connection may ask for `tcpmux`. Each `+OK` starts
+/// the protocol again but not the clock (the deadline covers the whole
+/// conversation); the bound keeps a conversation short in lines as well,
+/// and no real client asks for the multiplexer twice, let alone eight times.
+pub const MAX_MUX_ACCEPTS: u32 = 8;
+
+/// The reply to one `tcpmux` more than [`MAX_MUX_ACCEPTS`].
+pub const TOO_MANY_MUX: &[u8] = b"-Bad request: at most 8 tcpmux requests per connection\r\n";
 
 /// The positive reply the multiplexer sends for a service whose table entry
 /// says so, the same words as the BSD inetds so old clients see what they know.
@@ -105,8 +114,8 @@ pub enum Step {
     Failed(LineError),
 }
 
-/// A byte-at-a-time parser for one request line. Its memory is bounded by
-/// [`MAX_NAME_LEN`] whatever it is fed.
+/// A parser for one request line, fed a byte or a block at a time. Its
+/// memory is bounded by [`MAX_NAME_LEN`] whatever it is fed.
 #[derive(Debug, Default)]
 pub struct LineParser {
     name: Vec<u8>,
@@ -148,6 +157,21 @@ impl LineParser {
         }
     }
 
+    /// Feeds `bytes` until the line is done or refused, and says where it
+    /// stopped: the step it ended on and how many bytes it consumed, through
+    /// the LF of CR LF or the byte that broke a rule. `More` means every
+    /// byte was consumed and the line goes on. The same rule as for
+    /// [`push`](Self::push): not to be fed after `Done` or `Failed`.
+    pub fn feed(&mut self, bytes: &[u8]) -> (Step, usize) {
+        for (i, &byte) in bytes.iter().enumerate() {
+            match self.push(byte) {
+                Step::More => continue,
+                step => return (step, i + 1),
+            }
+        }
+        (Step::More, bytes.len())
+    }
+
     /// The name bytes received so far: printable ASCII only, so safe to log.
     pub fn received(&self) -> &str {
         // Only bytes 0x21..=0x7e are ever pushed, so this cannot fail.
@@ -170,24 +194,57 @@ impl LineParser {
 /// Runs a parser over `bytes` and says where it stopped: the step it ended on
 /// and how many bytes it consumed. `More` means the bytes ran out first.
 pub fn parse(bytes: &[u8]) -> (Step, usize) {
-    let mut parser = LineParser::new();
-    for (i, &byte) in bytes.iter().enumerate() {
-        match parser.push(byte) {
-            Step::More => continue,
-            step => return (step, i + 1),
-        }
-    }
-    (Step::More, bytes.len())
+    LineParser::new().feed(bytes)
 }
 
-/// The reply to `HELP`: each name on its own line, as RFC 1078 asks.
-pub fn help_reply<'a>(names: impl IntoIterator<Item = &'a str>) -> Vec<u8> {
-    let mut reply = Vec::new();
-    for name in names {
-        reply.extend_from_slice(name.as_bytes());
-        reply.extend_from_slice(b"\r\n");
+/// The reply to `HELP`, each name on its own line as RFC 1078 asks, rendered
+/// piece by piece into the caller's buffer: its memory is the caller's
+/// buffer, whatever the number of names, so a table of a hundred thousand
+/// services costs a connection no more than one of ten.
+pub struct HelpReply<'a, I> {
+    names: I,
+    /// What is left of the line being rendered, name and CR LF.
+    name: &'a [u8],
+    crlf: &'a [u8],
+}
+
+impl<'a, I: Iterator<Item = &'a str>> HelpReply<'a, I> {
+    pub fn new(names: impl IntoIterator<IntoIter = I>) -> Self {
+        HelpReply {
+            names: names.into_iter(),
+            name: b"",
+            crlf: b"",
+        }
     }
-    reply
+
+    /// Fills `buf` with the next bytes of the reply and says how many; 0
+    /// only at the end (or for an empty `buf`). A line may be split across
+    /// two calls.
+    pub fn fill(&mut self, buf: &mut [u8]) -> usize {
+        let mut at = 0;
+        while at < buf.len() {
+            let rest = if !self.name.is_empty() {
+                &mut self.name
+            } else if !self.crlf.is_empty() {
+                &mut self.crlf
+            } else {
+                match self.names.next() {
+                    Some(name) => {
+                        self.name = name.as_bytes();
+                        self.crlf = b"\r\n";
+                        continue;
+                    }
+                    None => break,
+                }
+            };
+            let bytes: &'a [u8] = rest;
+            let n = bytes.len().min(buf.len() - at);
+            buf[at..at + n].copy_from_slice(&bytes[..n]);
+            *rest = &bytes[n..];
+            at += n;
+        }
+        at
+    }
 }
 
 #[cfg(test)]
@@ -331,9 +388,43 @@ mod tests {
         }
     }
 
+    /// The whole HELP reply, rendered through a buffer of `size` bytes.
+    fn help_through(names: &[&str], size: usize) -> Vec<u8> {
+        let mut reply = HelpReply::new(names.iter().copied());
+        let mut buf = vec![0u8; size];
+        let mut out = Vec::new();
+        loop {
+            match reply.fill(&mut buf) {
+                0 => return out,
+                n => out.extend_from_slice(&buf[..n]),
+            }
+        }
+    }
+
     #[test]
-    fn help_reply_is_one_name_per_crlf_line() {
-        assert_eq!(help_reply(["tcpmux"]), b"tcpmux\r\n");
-        assert_eq!(help_reply(["tcpmux", "echo"]), b"tcpmux\r\necho\r\n");
+    fn help_reply_is_one_name_per_crlf_line_whatever_the_buffer() {
+        let long = "x".repeat(MAX_NAME_LEN);
+        let names = ["tcpmux", "echo", long.as_str(), "a"];
+        let whole = format!("tcpmux\r\necho\r\n{long}\r\na\r\n").into_bytes();
+        for size in [1, 2, 3, 7, 258, 4096] {
+            assert_eq!(help_through(&names, size), whole, "buffer of {size}");
+        }
+        assert_eq!(help_through(&["tcpmux"], 4096), b"tcpmux\r\n");
+        assert_eq!(help_through(&[], 4096), b"");
+    }
+
+    #[test]
+    fn feeding_a_block_stops_where_the_line_does() {
+        let mut parser = LineParser::new();
+        assert_eq!(parser.feed(b"tcp"), (Step::More, 3));
+        assert_eq!(parser.feed(b"mux\r"), (Step::More, 4));
+        assert_eq!(parser.feed(b"\nHELP\r\n"), (service("tcpmux"), 1));
+    }
+
+    #[test]
+    fn the_tcpmux_bound_is_in_its_refusal() {
+        let reply = std::str::from_utf8(TOO_MANY_MUX).unwrap();
+        assert!(reply.contains(&format!(" {MAX_MUX_ACCEPTS} ")), "{reply}");
+        assert!(reply.starts_with('-') && reply.ends_with("\r\n"));
     }
 }

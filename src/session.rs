@@ -1,70 +1,250 @@
-//! One TCPMUX conversation: read request lines within their deadline, consult
-//! the service table, write the replies, and say how the conversation ended.
+//! One TCPMUX conversation: read request lines, consult the service table,
+//! write the replies, and say how the conversation ended, all within one
+//! deadline.
 //!
-//! The session reads one byte at a time, so it never takes a byte past the
-//! CR LF it answers; what the client sends after that stays unread for the
-//! service that gets the connection. A name is at most 258 reads, and a
-//! process is about to be started or the connection closed anyway, so the
-//! extra system calls cost nothing that shows.
+//! The deadline (`--timeout`) is set when the conversation starts and covers
+//! all of it: every request line and every byte of every reply, the `+`
+//! line for a service included when the caller sends it through
+//! [`Conversation::reply`]. A client that dribbles its bytes, sends `tcpmux`
+//! again and again, or never reads its replies holds its process or its
+//! listener slot no longer than that. `tcpmux` is accepted at most
+//! [`protocol::MAX_MUX_ACCEPTS`] times, and HELP is streamed through a
+//! buffer of [`HELP_CHUNK`] bytes, so a conversation's memory does not grow
+//! with the table either.
+//!
+//! Reading never takes a byte past the CR LF it answers: what the client
+//! sends after that stays unread for the service that gets the connection.
+//! On a socket the session peeks a block, lets the parser say where the line
+//! ends, and reads exactly that much; on a pipe or a terminal, which cannot
+//! be peeked, it reads one byte at a time.
+//!
+//! Writing never blocks past the deadline, and never by making the
+//! descriptor non-blocking: in inetd mode fds 0 to 2 share their file
+//! description with the super-server and the service that inherits them.
+//! It waits with `poll` for the time left, then sends with `MSG_DONTWAIT` on
+//! a socket, or writes at most `PIPE_BUF` bytes to a pipe or a terminal,
+//! which after `POLLOUT` the kernel takes without waiting.
 //!
 //! It does no launching itself: when a service is chosen it returns, and the
 //! caller (inetd mode or the listener) hands the connection over.
 
 use std::io::{self, Write};
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::socket::{MsgFlags, recv, send};
 
 use crate::exit::Exit;
 use crate::peer::Peer;
-use crate::protocol::{self, LineError, LineParser, Request, Step};
+use crate::protocol::{self, HelpReply, LineError, LineParser, Request, Step};
 use crate::table::{Lookup, Service, Table};
 
-/// Where the request bytes come from, one at a time, with a deadline.
+/// How much of a socket is peeked at once: a whole line of the longest name
+/// and its CR LF fits.
+pub const PEEK_BLOCK: usize = 512;
+
+/// The buffer HELP's reply goes through, whatever the table's size.
+pub const HELP_CHUNK: usize = 4096;
+
+/// Where the request bytes come from.
 pub trait ByteSource {
-    /// The next byte; `Ok(None)` at end of input; an error of kind
-    /// `TimedOut` when `deadline` passes first.
-    fn next_byte(&mut self, deadline: Instant) -> io::Result<Option<u8>>;
+    /// The bytes not yet consumed, waiting for at least one until
+    /// `deadline`; empty only at the end of input. An error of kind
+    /// `TimedOut` when the deadline passes first.
+    fn peek(&mut self, deadline: Instant) -> io::Result<&[u8]>;
+
+    /// Consumes the first `n` bytes of what [`peek`](Self::peek) returned.
+    fn consume(&mut self, n: usize) -> io::Result<()>;
+}
+
+/// Where the replies go.
+pub trait ReplySink {
+    /// Writes all of `bytes`, waiting for the client no later than
+    /// `deadline`. An error of kind `TimedOut` when the deadline passes
+    /// with bytes left to write; some may have been written.
+    fn send(&mut self, bytes: &[u8], deadline: Instant) -> io::Result<()>;
+
+    /// Writes `bytes` if that needs no waiting at all, or fails with
+    /// `TimedOut`: for the timeout line, sent when the deadline has passed.
+    fn send_now(&mut self, bytes: &[u8]) -> io::Result<()>;
+}
+
+/// Replies collected in memory, for tests.
+impl ReplySink for Vec<u8> {
+    fn send(&mut self, bytes: &[u8], _deadline: Instant) -> io::Result<()> {
+        self.extend_from_slice(bytes);
+        Ok(())
+    }
+
+    fn send_now(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.extend_from_slice(bytes);
+        Ok(())
+    }
+}
+
+/// Waits until `fd` is ready for `events`, or fails with `TimedOut` once
+/// `deadline` has passed.
+fn wait(fd: BorrowedFd<'_>, events: PollFlags, deadline: Instant) -> io::Result<()> {
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        // Round up, so a few microseconds left is a wait, not a busy loop.
+        let millis = left.as_millis().saturating_add(1);
+        let timeout = PollTimeout::try_from(millis).unwrap_or(PollTimeout::MAX);
+        let mut fds = [PollFd::new(fd, events)];
+        match poll(&mut fds, timeout) {
+            Ok(0) | Err(Errno::EINTR) => continue,
+            // Ready, or an error or hang-up the next call will report.
+            Ok(_) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 /// A [`ByteSource`] over a file descriptor: a socket, a pipe or a terminal.
-/// `poll` waits for the remaining time, so the deadline holds for the whole
-/// line however the client spreads its bytes.
+/// Every wait is for the time left before the deadline, so the deadline
+/// holds however the client spreads its bytes.
 pub struct FdSource<F: AsFd> {
     fd: F,
+    /// `block[..len]` is what the last peek returned and was not consumed:
+    /// still in the socket, or already read from a pipe.
+    block: [u8; PEEK_BLOCK],
+    len: usize,
+    /// Set when `recv` says the descriptor is not a socket.
+    bytewise: bool,
 }
 
 impl<F: AsFd> FdSource<F> {
     pub fn new(fd: F) -> Self {
-        FdSource { fd }
+        FdSource {
+            fd,
+            block: [0; PEEK_BLOCK],
+            len: 0,
+            bytewise: false,
+        }
     }
 }
 
 impl<F: AsFd> ByteSource for FdSource<F> {
-    fn next_byte(&mut self, deadline: Instant) -> io::Result<Option<u8>> {
+    fn peek(&mut self, deadline: Instant) -> io::Result<&[u8]> {
+        if self.len > 0 {
+            return Ok(&self.block[..self.len]);
+        }
         loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(io::ErrorKind::TimedOut.into());
-            }
-            // Round up, so a few microseconds left is a wait, not a busy loop.
-            let millis = left.as_millis().saturating_add(1);
-            let timeout = PollTimeout::try_from(millis).unwrap_or(PollTimeout::MAX);
-            let mut fds = [PollFd::new(self.fd.as_fd(), PollFlags::POLLIN)];
-            match poll(&mut fds, timeout) {
-                Ok(0) | Err(Errno::EINTR) => continue,
-                Ok(_) => {}
-                Err(e) => return Err(e.into()),
-            }
-            let mut byte = [0u8];
-            match nix::unistd::read(self.fd.as_fd(), &mut byte) {
-                Ok(0) => return Ok(None),
-                Ok(_) => return Ok(Some(byte[0])),
+            wait(self.fd.as_fd(), PollFlags::POLLIN, deadline)?;
+            let got = if self.bytewise {
+                // A pipe cannot be peeked: the byte read is the one the
+                // parser is fed next, and it consumes every byte it is fed.
+                nix::unistd::read(self.fd.as_fd(), &mut self.block[..1])
+            } else {
+                let flags = MsgFlags::MSG_PEEK | MsgFlags::MSG_DONTWAIT;
+                match recv(self.fd.as_fd().as_raw_fd(), &mut self.block, flags) {
+                    Err(Errno::ENOTSOCK) => {
+                        self.bytewise = true;
+                        continue;
+                    }
+                    got => got,
+                }
+            };
+            match got {
+                Ok(n) => {
+                    self.len = n;
+                    return Ok(&self.block[..n]);
+                }
                 Err(Errno::EINTR | Errno::EAGAIN) => continue,
                 Err(e) => return Err(e.into()),
             }
+        }
+    }
+
+    fn consume(&mut self, n: usize) -> io::Result<()> {
+        let n = n.min(self.len);
+        if !self.bytewise {
+            // The peeked bytes are at the head of the socket's queue, so a
+            // read of exactly `n` takes them and nothing after them.
+            let mut taken = [0u8; PEEK_BLOCK];
+            let mut left = n;
+            while left > 0 {
+                match recv(
+                    self.fd.as_fd().as_raw_fd(),
+                    &mut taken[..left],
+                    MsgFlags::MSG_DONTWAIT,
+                ) {
+                    Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                    Ok(k) => left -= k,
+                    Err(Errno::EINTR) => continue,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        self.block.copy_within(n..self.len, 0);
+        self.len -= n;
+        Ok(())
+    }
+}
+
+/// A [`ReplySink`] over a file descriptor: a socket, a pipe or a terminal.
+/// It never makes the descriptor non-blocking (see the module's comment).
+pub struct FdSink<F: AsFd> {
+    fd: F,
+    /// Cleared when `send` says the descriptor is not a socket.
+    socket: bool,
+}
+
+impl<F: AsFd> FdSink<F> {
+    pub fn new(fd: F) -> Self {
+        FdSink { fd, socket: true }
+    }
+
+    /// Writes what goes without waiting, once the descriptor was found
+    /// writable: how many bytes, 0 when none went.
+    fn write_some(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        loop {
+            let written = if self.socket {
+                let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL;
+                match send(self.fd.as_fd().as_raw_fd(), bytes, flags) {
+                    Err(Errno::ENOTSOCK) => {
+                        self.socket = false;
+                        continue;
+                    }
+                    written => written,
+                }
+            } else {
+                // After POLLOUT a pipe has room for PIPE_BUF bytes, which it
+                // takes whole, so this write does not block.
+                let chunk = &bytes[..bytes.len().min(nix::libc::PIPE_BUF)];
+                nix::unistd::write(self.fd.as_fd(), chunk)
+            };
+            return match written {
+                Ok(n) => Ok(n),
+                Err(Errno::EINTR | Errno::EAGAIN) => Ok(0),
+                Err(e) => Err(e.into()),
+            };
+        }
+    }
+}
+
+impl<F: AsFd> ReplySink for FdSink<F> {
+    fn send(&mut self, mut bytes: &[u8], deadline: Instant) -> io::Result<()> {
+        while !bytes.is_empty() {
+            wait(self.fd.as_fd(), PollFlags::POLLOUT, deadline)?;
+            let n = self.write_some(bytes)?;
+            bytes = &bytes[n..];
+        }
+        Ok(())
+    }
+
+    fn send_now(&mut self, bytes: &[u8]) -> io::Result<()> {
+        let mut fds = [PollFd::new(self.fd.as_fd(), PollFlags::POLLOUT)];
+        let ready = matches!(poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0);
+        if ready && self.write_some(bytes)? == bytes.len() {
+            Ok(())
+        } else {
+            Err(io::ErrorKind::TimedOut.into())
         }
     }
 }
@@ -80,12 +260,20 @@ pub enum Outcome {
     /// for an unknown name was sent.
     Denied { name: String },
     /// A service was chosen and nothing has been sent for it yet: the caller
-    /// sends `+` if the table says so, and hands over the connection.
+    /// sends `+` if the table says so, through [`Conversation::reply`], and
+    /// hands over the connection.
     Launch { service: Service },
     /// The line broke a rule; its refusal was sent.
     BadLine { error: LineError, received: String },
-    /// The deadline passed before a whole line; the timeout line was sent.
+    /// `tcpmux` once more than [`protocol::MAX_MUX_ACCEPTS`]; its refusal
+    /// was sent.
+    TooManyMux { name: String },
+    /// The deadline passed before a whole line; the timeout line was sent
+    /// if it could go without waiting.
     TimedOut { received: String },
+    /// The deadline passed while the reply to `name` was being written: the
+    /// client did not read it. Nothing more was sent.
+    ReplyTimedOut { name: String },
     /// The client closed before a whole line; nothing was sent.
     Eof { received: String },
 }
@@ -97,92 +285,172 @@ pub struct Report {
     pub mux_accepts: u32,
 }
 
-/// Runs one conversation. `Err` means the connection itself failed (a read
-/// error or a reply that could not be written); the client is gone.
-pub fn serve(
-    source: &mut impl ByteSource,
-    out: &mut impl Write,
-    table: &Table,
-    peer: &Peer,
-    timeout: Duration,
-) -> io::Result<Report> {
-    let mut mux_accepts = 0;
-    loop {
-        let outcome = match read_request(source, timeout)? {
-            Ok(Request::Help) => {
-                let names = table.visible_names(peer);
-                reply(out, &protocol::help_reply(names))?;
-                Outcome::Help
-            }
-            Ok(Request::Service(name)) => match table.lookup(&name, peer) {
-                Lookup::Mux => {
-                    reply(out, protocol::MUX_ACCEPT)?;
-                    mux_accepts += 1;
-                    continue;
-                }
-                Lookup::Service(service) => Outcome::Launch {
-                    service: service.clone(),
-                },
-                Lookup::Denied => {
-                    reply(out, protocol::UNKNOWN_SERVICE)?;
-                    Outcome::Denied { name }
-                }
-                Lookup::Unknown => {
-                    reply(out, protocol::UNKNOWN_SERVICE)?;
-                    Outcome::Unknown { name }
-                }
-            },
-            Err(ended) => {
-                match &ended {
-                    Outcome::BadLine { error, .. } => reply(out, error.reply())?,
-                    Outcome::TimedOut { .. } => reply(out, protocol::TIMED_OUT)?,
-                    _ => {}
-                }
-                ended
-            }
-        };
-        return Ok(Report {
-            outcome,
-            mux_accepts,
-        });
-    }
+/// One connection's conversation: where its requests come from, where its
+/// replies go, and the one deadline for all of it, set by
+/// [`Conversation::new`]. [`serve`] runs it; after a [`Outcome::Launch`]
+/// the caller sends the service's `+Go` with [`Conversation::reply`] (or
+/// through `io::Write`) under the same deadline.
+pub struct Conversation<S, W> {
+    source: S,
+    sink: W,
+    deadline: Instant,
 }
 
-/// Reads one request line within `timeout`. The inner `Err` is the outcome
-/// of a line that did not make a request.
-fn read_request(
-    source: &mut impl ByteSource,
-    timeout: Duration,
-) -> io::Result<Result<Request, Outcome>> {
-    let deadline = Instant::now() + timeout;
-    let mut parser = LineParser::new();
-    loop {
-        let byte = match source.next_byte(deadline) {
-            Ok(Some(byte)) => byte,
-            Ok(None) => {
-                let received = parser.received().to_owned();
-                return Ok(Err(Outcome::Eof { received }));
+impl<S: ByteSource, W: ReplySink> Conversation<S, W> {
+    /// Starts the clock: the whole conversation, replies included, must be
+    /// over `timeout` from now.
+    pub fn new(source: S, sink: W, timeout: Duration) -> Self {
+        Conversation {
+            source,
+            sink,
+            deadline: Instant::now() + timeout,
+        }
+    }
+
+    /// When the conversation must be over.
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// Writes `bytes` to the client before the deadline: all of them, or an
+    /// error, of kind `TimedOut` when the client did not take them in time
+    /// (some may have been sent), or the connection's own error.
+    pub fn reply(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.sink.send(bytes, self.deadline)
+    }
+
+    /// The source and the sink, for a caller that goes on without the
+    /// deadline.
+    pub fn into_parts(self) -> (S, W) {
+        (self.source, self.sink)
+    }
+
+    /// Reads one request line. The inner `Err` is the outcome of a line
+    /// that did not make a request.
+    fn read_request(&mut self) -> io::Result<Result<Request, Outcome>> {
+        let mut parser = LineParser::new();
+        loop {
+            let bytes = match self.source.peek(self.deadline) {
+                Ok([]) => {
+                    let received = parser.received().to_owned();
+                    return Ok(Err(Outcome::Eof { received }));
+                }
+                Ok(bytes) => bytes,
+                Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                    let received = parser.received().to_owned();
+                    return Ok(Err(Outcome::TimedOut { received }));
+                }
+                Err(e) => return Err(e),
+            };
+            let (step, used) = parser.feed(bytes);
+            self.source.consume(used)?;
+            match step {
+                Step::More => {}
+                Step::Done(request) => return Ok(Ok(request)),
+                Step::Failed(error) => {
+                    let received = parser.received().to_owned();
+                    return Ok(Err(Outcome::BadLine { error, received }));
+                }
             }
-            Err(e) if e.kind() == io::ErrorKind::TimedOut => {
-                let received = parser.received().to_owned();
-                return Ok(Err(Outcome::TimedOut { received }));
-            }
-            Err(e) => return Err(e),
-        };
-        match parser.push(byte) {
-            Step::More => {}
-            Step::Done(request) => return Ok(Ok(request)),
-            Step::Failed(error) => {
-                let received = parser.received().to_owned();
-                return Ok(Err(Outcome::BadLine { error, received }));
+        }
+    }
+
+    /// Streams the HELP list through a fixed buffer.
+    fn send_help(&mut self, table: &Table, peer: &Peer) -> io::Result<()> {
+        let mut reply = HelpReply::new(table.visible_names(peer));
+        let mut chunk = [0u8; HELP_CHUNK];
+        loop {
+            match reply.fill(&mut chunk) {
+                0 => return Ok(()),
+                n => self.reply(&chunk[..n])?,
             }
         }
     }
 }
 
-fn reply(out: &mut impl Write, bytes: &[u8]) -> io::Result<()> {
-    out.write_all(bytes)?;
-    out.flush()
+/// Writing to a conversation is replying under its deadline, so code that
+/// takes an `io::Write` (the launch's `+Go`) keeps to it.
+impl<S: ByteSource, W: ReplySink> Write for Conversation<S, W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.reply(buf)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Runs one conversation, the same for inetd mode and the listener. `Err`
+/// means the connection itself failed (a read error, or a reply that could
+/// not be written for another reason than the deadline); the client is gone.
+pub fn serve<S: ByteSource, W: ReplySink>(
+    conversation: &mut Conversation<S, W>,
+    table: &Table,
+    peer: &Peer,
+) -> io::Result<Report> {
+    let mut mux_accepts = 0;
+    let outcome = loop {
+        let (sent, outcome) = match conversation.read_request()? {
+            Ok(Request::Help) => (conversation.send_help(table, peer), Outcome::Help),
+            Ok(Request::Service(name)) => match table.lookup(&name, peer) {
+                Lookup::Mux if mux_accepts < protocol::MAX_MUX_ACCEPTS => {
+                    match conversation.reply(protocol::MUX_ACCEPT) {
+                        Ok(()) => {
+                            mux_accepts += 1;
+                            continue;
+                        }
+                        sent => (sent, Outcome::ReplyTimedOut { name }),
+                    }
+                }
+                Lookup::Mux => (
+                    conversation.reply(protocol::TOO_MANY_MUX),
+                    Outcome::TooManyMux { name },
+                ),
+                Lookup::Service(service) => (
+                    Ok(()),
+                    Outcome::Launch {
+                        service: service.clone(),
+                    },
+                ),
+                Lookup::Denied => (
+                    conversation.reply(protocol::UNKNOWN_SERVICE),
+                    Outcome::Denied { name },
+                ),
+                Lookup::Unknown => (
+                    conversation.reply(protocol::UNKNOWN_SERVICE),
+                    Outcome::Unknown { name },
+                ),
+            },
+            Err(Outcome::TimedOut { received }) => {
+                // The deadline has passed: the line goes only if it can
+                // without waiting; a client that reads nothing gets nothing.
+                let sent = match conversation.sink.send_now(protocol::TIMED_OUT) {
+                    Err(e) if e.kind() == io::ErrorKind::TimedOut => Ok(()),
+                    sent => sent,
+                };
+                (sent, Outcome::TimedOut { received })
+            }
+            Err(ended) => {
+                let sent = match &ended {
+                    Outcome::BadLine { error, .. } => conversation.reply(error.reply()),
+                    _ => Ok(()),
+                };
+                (sent, ended)
+            }
+        };
+        break match sent {
+            Ok(()) => outcome,
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => Outcome::ReplyTimedOut {
+                name: outcome.name().to_owned(),
+            },
+            Err(e) => return Err(e),
+        };
+    };
+    Ok(Report {
+        outcome,
+        mux_accepts,
+    })
 }
 
 impl Outcome {
@@ -191,9 +459,25 @@ impl Outcome {
         match self {
             Outcome::Help | Outcome::Launch { .. } => Exit::Ok,
             Outcome::Unknown { .. } | Outcome::Denied { .. } => Exit::Refused,
-            Outcome::BadLine { .. } => Exit::BadLine,
-            Outcome::TimedOut { .. } => Exit::TimedOut,
+            Outcome::BadLine { .. } | Outcome::TooManyMux { .. } => Exit::BadLine,
+            Outcome::TimedOut { .. } | Outcome::ReplyTimedOut { .. } => Exit::TimedOut,
             Outcome::Eof { .. } => Exit::Eof,
+        }
+    }
+
+    /// The name the conversation ended on: as the client sent it, or what
+    /// had arrived of it.
+    fn name(&self) -> &str {
+        match self {
+            Outcome::Help => protocol::HELP,
+            Outcome::Launch { service } => &service.name,
+            Outcome::Unknown { name }
+            | Outcome::Denied { name }
+            | Outcome::TooManyMux { name }
+            | Outcome::ReplyTimedOut { name } => name,
+            Outcome::BadLine { received, .. }
+            | Outcome::TimedOut { received }
+            | Outcome::Eof { received } => received,
         }
     }
 }
@@ -218,7 +502,14 @@ pub fn log_line(peer: &Peer, result: &io::Result<Report>) -> String {
         Outcome::BadLine { error, received } => {
             format!("name={} outcome=bad-line ({error})", shown(received))
         }
+        Outcome::TooManyMux { name } => format!(
+            "name={name} outcome=bad-line (tcpmux more than {} times)",
+            protocol::MAX_MUX_ACCEPTS
+        ),
         Outcome::TimedOut { received } => format!("name={} outcome=timeout", shown(received)),
+        Outcome::ReplyTimedOut { name } => {
+            format!("name={name} outcome=timeout (the client did not read the reply)")
+        }
         Outcome::Eof { received } => format!("name={} outcome=eof", shown(received)),
     };
     format!("peer={peer} {body}{mux}")
@@ -233,23 +524,49 @@ fn shown(received: &str) -> &str {
 mod tests {
     use super::*;
 
-    /// Bytes as the client sent them; when they run out, either the client
-    /// closed or it went silent until the deadline.
+    /// Bytes as the client sent them, offered `block` at a time; when they
+    /// run out, either the client closed or it went silent until the
+    /// deadline.
     struct Script {
         bytes: Vec<u8>,
         at: usize,
+        block: usize,
         then_silence: bool,
     }
 
     impl ByteSource for Script {
-        fn next_byte(&mut self, _deadline: Instant) -> io::Result<Option<u8>> {
-            let byte = self.bytes.get(self.at).copied();
-            self.at += 1;
-            match byte {
-                Some(b) => Ok(Some(b)),
-                None if self.then_silence => Err(io::ErrorKind::TimedOut.into()),
-                None => Ok(None),
+        fn peek(&mut self, _deadline: Instant) -> io::Result<&[u8]> {
+            if self.at == self.bytes.len() && self.then_silence {
+                return Err(io::ErrorKind::TimedOut.into());
             }
+            let end = self.bytes.len().min(self.at + self.block);
+            Ok(&self.bytes[self.at..end])
+        }
+
+        fn consume(&mut self, n: usize) -> io::Result<()> {
+            self.at += n;
+            Ok(())
+        }
+    }
+
+    /// A client that reads `room` bytes of replies and then nothing.
+    struct Stalled {
+        taken: Vec<u8>,
+        room: usize,
+    }
+
+    impl ReplySink for Stalled {
+        fn send(&mut self, bytes: &[u8], _deadline: Instant) -> io::Result<()> {
+            let n = bytes.len().min(self.room - self.taken.len());
+            self.taken.extend_from_slice(&bytes[..n]);
+            if n < bytes.len() {
+                return Err(io::ErrorKind::TimedOut.into());
+            }
+            Ok(())
+        }
+
+        fn send_now(&mut self, bytes: &[u8]) -> io::Result<()> {
+            self.send(bytes, Instant::now())
         }
     }
 
@@ -263,15 +580,26 @@ mod tests {
         input: &[u8],
         then_silence: bool,
     ) -> (Report, Vec<u8>, usize) {
-        let mut script = Script {
-            bytes: input.to_vec(),
-            at: 0,
-            then_silence,
-        };
-        let mut out = Vec::new();
-        let timeout = Duration::from_secs(10);
-        let report = serve(&mut script, &mut out, table, peer, timeout).unwrap();
-        (report, out, script.at)
+        let mut result = None;
+        // Whatever the block the bytes come in, the same conversation.
+        for block in [1, 2, 5, PEEK_BLOCK] {
+            let script = Script {
+                bytes: input.to_vec(),
+                at: 0,
+                block,
+                then_silence,
+            };
+            let timeout = Duration::from_secs(10);
+            let mut conversation = Conversation::new(script, Vec::new(), timeout);
+            let report = serve(&mut conversation, table, peer).unwrap();
+            let (script, out) = conversation.into_parts();
+            let this = (report, out, script.at);
+            if let Some(first) = &result {
+                assert_eq!(&this, first, "blocks of {block}");
+            }
+            result = Some(this);
+        }
+        result.unwrap()
     }
 
     #[test]
@@ -353,5 +681,76 @@ mod tests {
         assert_eq!(report.outcome, Outcome::Denied { name });
         let (_, out, _) = run_with(&table, &outside, b"HELP\r\n", false);
         assert_eq!(out, b"tcpmux\r\n");
+    }
+
+    #[test]
+    fn tcpmux_is_accepted_eight_times_and_refused_the_ninth() {
+        let (report, out, consumed) = run(&b"tcpmux\r\n".repeat(10), false);
+        let expected = [b"+OK\r\n".repeat(8), protocol::TOO_MANY_MUX.to_vec()].concat();
+        assert_eq!(out, expected);
+        assert_eq!(consumed, 9 * 8);
+        let name = "tcpmux".to_owned();
+        assert_eq!(report.outcome, Outcome::TooManyMux { name });
+        assert_eq!(report.mux_accepts, 8);
+        assert_eq!(report.outcome.exit(), Exit::BadLine);
+    }
+
+    #[test]
+    fn help_is_streamed_whatever_the_size_of_the_table() {
+        let text: String = (0..2000)
+            .map(|i| format!("+service-{i:04} nobody /bin/cat\n"))
+            .collect();
+        let table = crate::config::parse("t", &text).unwrap();
+        let (_, out, _) = run_with(&table, &Peer::unknown(), b"HELP\r\n", false);
+        let expected: String = std::iter::once("tcpmux".to_owned())
+            .chain((0..2000).map(|i| format!("service-{i:04}")))
+            .map(|name| format!("{name}\r\n"))
+            .collect();
+        assert!(out.len() > HELP_CHUNK);
+        assert_eq!(String::from_utf8(out).unwrap(), expected);
+    }
+
+    #[test]
+    fn a_reply_the_client_does_not_read_ends_the_conversation() {
+        let table = crate::config::parse("t", "+echo nobody /bin/cat\n").unwrap();
+        let sink = Stalled {
+            taken: Vec::new(),
+            room: 10,
+        };
+        let script = Script {
+            bytes: b"tcpmux\r\nHELP\r\n".to_vec(),
+            at: 0,
+            block: PEEK_BLOCK,
+            then_silence: false,
+        };
+        let mut conversation = Conversation::new(script, sink, Duration::from_secs(10));
+        let report = serve(&mut conversation, &table, &Peer::unknown()).unwrap();
+        let name = "HELP".to_owned();
+        assert_eq!(report.outcome, Outcome::ReplyTimedOut { name });
+        assert_eq!(report.outcome.exit(), Exit::TimedOut);
+        assert_eq!(
+            log_line(&Peer::unknown(), &Ok(report)),
+            "peer=unknown name=HELP outcome=timeout (the client did not read the reply) tcpmux=1"
+        );
+        let (_, sink) = conversation.into_parts();
+        assert_eq!(sink.taken, b"+OK\r\ntcpmu");
+    }
+
+    #[test]
+    fn the_timeout_line_is_dropped_when_it_cannot_go_at_once() {
+        let sink = Stalled {
+            taken: Vec::new(),
+            room: 0,
+        };
+        let script = Script {
+            bytes: b"tc".to_vec(),
+            at: 0,
+            block: PEEK_BLOCK,
+            then_silence: true,
+        };
+        let mut conversation = Conversation::new(script, sink, Duration::from_secs(10));
+        let report = serve(&mut conversation, &Table::builtin(), &Peer::unknown()).unwrap();
+        let received = "tc".to_owned();
+        assert_eq!(report.outcome, Outcome::TimedOut { received });
     }
 }

@@ -100,12 +100,11 @@ impl Table {
     }
 
     /// The names HELP lists for `peer`: `tcpmux` first, then the services
-    /// it may use that are not hidden.
-    pub fn visible_names(&self, peer: &Peer) -> Vec<&str> {
+    /// it may use that are not hidden. An iterator, so that listing a large
+    /// table costs no memory.
+    pub fn visible_names<'a>(&'a self, peer: &'a Peer) -> impl Iterator<Item = &'a str> + 'a {
         let services = self.services.iter().filter(|s| !s.hidden && s.admits(peer));
-        std::iter::once(TCPMUX)
-            .chain(services.map(|s| s.name.as_str()))
-            .collect()
+        std::iter::once(TCPMUX).chain(services.map(|s| s.name.as_str()))
     }
 }
 

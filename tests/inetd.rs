@@ -39,6 +39,15 @@ fn the_table_of_inputs_and_replies() {
             b"+OK\r\n+OK\r\ntcpmux\r\n",
             0,
         ),
+        (
+            &b"tcpmux\r\n".repeat(9),
+            &[
+                b"+OK\r\n".repeat(8),
+                b"-Bad request: at most 8 tcpmux requests per connection\r\n".to_vec(),
+            ]
+            .concat(),
+            4,
+        ),
         (b"echo\r\n", UNKNOWN, 3),
         (
             b"tcpmux\r\nnosuch\r\n",
