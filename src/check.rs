@@ -25,9 +25,10 @@ pub fn run(path: &Path, required: bool) -> Exit {
                 column: 0,
                 message,
             };
-            launch::credentials(service).map_err(at_line)?;
-            if checked.insert(service.program.as_str()) {
+            launch::credentials(&service).map_err(at_line)?;
+            if !checked.contains(&service.program) {
                 launch::open_program(&service.program).map_err(|r| at_line(r.to_string()))?;
+                checked.insert(service.program);
             }
         }
         Ok(table)
@@ -35,7 +36,7 @@ pub fn run(path: &Path, required: bool) -> Exit {
     match checked {
         Ok(table) => {
             let mut out = std::io::stdout().lock();
-            let services = table.services().len();
+            let services = table.len();
             let _ = writeln!(
                 out,
                 "# {}: {services} services besides tcpmux",

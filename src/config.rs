@@ -18,7 +18,7 @@ use std::fmt;
 
 use crate::access::{Cidr, Rules};
 use crate::protocol::{HELP, MAX_NAME_LEN, TCPMUX};
-use crate::table::{Service, Table};
+use crate::table::{Index, ServiceLine, Table};
 
 /// Why a table file was refused, and where.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,35 +43,52 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-/// A field of a line and the column where it starts (1-based).
-struct Field<'a> {
-    text: &'a str,
-    column: usize,
+/// The blank-separated fields of a line. Blanks are ASCII, and no byte of
+/// a multi-byte character is, so the fields are found byte by byte.
+struct Fields<'a> {
+    line: &'a str,
+    at: usize,
 }
 
-fn fields(line: &str) -> Vec<Field<'_>> {
-    let mut fields = Vec::new();
-    let mut start = None;
-    for (i, c) in line.char_indices().chain([(line.len(), ' ')]) {
-        match (c.is_ascii_whitespace(), start) {
-            (true, Some(s)) => {
-                let column = line[..s].chars().count() + 1;
-                fields.push(Field {
-                    text: &line[s..i],
-                    column,
-                });
-                start = None;
-            }
-            (false, None) => start = Some(i),
-            _ => {}
+fn fields(line: &str) -> Fields<'_> {
+    Fields { line, at: 0 }
+}
+
+impl<'a> Iterator for Fields<'a> {
+    type Item = &'a str;
+
+    fn next(&mut self) -> Option<&'a str> {
+        let bytes = self.line.as_bytes();
+        let blank = |at: &usize| bytes.get(*at).is_some_and(u8::is_ascii_whitespace);
+        while blank(&self.at) {
+            self.at += 1;
         }
+        if self.at >= bytes.len() {
+            return None;
+        }
+        let start = self.at;
+        while self.at < bytes.len() && !blank(&self.at) {
+            self.at += 1;
+        }
+        Some(&self.line[start..self.at])
     }
-    fields
+}
+
+/// The column (1-based, in characters) where `part`, a slice of `line`,
+/// starts; worked out only for a message.
+fn column(line: &str, part: &str) -> usize {
+    let offset = part.as_ptr() as usize - line.as_ptr() as usize;
+    line[..offset].chars().count() + 1
 }
 
 /// Parses the text of a table file; `path` is only for messages.
 pub fn parse(path: &str, text: &str) -> Result<Table, ConfigError> {
-    let mut table = Table::builtin();
+    parse_text(path, text.to_owned())
+}
+
+/// [`parse`], keeping `text` in the table rather than a copy of it.
+pub fn parse_text(path: &str, text: String) -> Result<Table, ConfigError> {
+    let mut services = Index::for_text(&text);
     for (index, line) in text.lines().enumerate() {
         let number = index + 1;
         let error = |column: usize, message: String| ConfigError {
@@ -80,96 +97,105 @@ pub fn parse(path: &str, text: &str) -> Result<Table, ConfigError> {
             column,
             message,
         };
-        let fields = fields(line);
-        let Some(first) = fields.first() else {
+        let mut fields = fields(line).peekable();
+        let Some(first) = fields.peek() else {
             continue;
         };
-        if first.text.starts_with('#') {
+        if first.starts_with('#') {
             continue;
         }
+        let first_column = column(line, first);
         // exec takes C strings: a NUL would cut an argument short unseen.
-        if let Some(at) = line.find('\0') {
-            let column = line[..at].chars().count() + 1;
-            return Err(error(column, "a NUL byte is not allowed".to_owned()));
+        if let Some(at) = line.bytes().position(|b| b == 0) {
+            let at = line[..at].chars().count() + 1;
+            return Err(error(at, "a NUL byte is not allowed".to_owned()));
         }
-        let service = parse_line(&fields, line.chars().count() + 1, number)
-            .map_err(|(column, message)| error(column, message))?;
-        let name = service.name.clone();
-        if let Err(earlier) = table.insert(service) {
+        let service =
+            parse_line(line, fields, number).map_err(|(column, message)| error(column, message))?;
+        let name = service.name;
+        if let Err(earlier) = services.insert(&text, service) {
             let message = format!(
-                "service {name:?} is already defined on line {} (names are not case sensitive)",
-                earlier.line
+                "service {name:?} is already defined on line {earlier} (names are not case sensitive)"
             );
-            return Err(error(first.column, message));
+            return Err(error(first_column, message));
         }
     }
-    Ok(table)
+    Ok(services.into_table(text))
 }
 
 type LineError = (usize, String);
 
-fn parse_line(fields: &[Field], end: usize, number: usize) -> Result<Service, LineError> {
-    let mut fields = fields.iter();
+fn parse_line<'a>(
+    line: &'a str,
+    mut fields: impl Iterator<Item = &'a str>,
+    number: usize,
+) -> Result<ServiceLine<'a>, LineError> {
+    // The column just past the line, for what is missing at its end.
+    let end = || line.chars().count() + 1;
     // The caller has seen a first field.
     let name_field = fields.next().ok_or((1, "empty line".to_owned()))?;
-    let (mux_replies, name) = match name_field.text.strip_prefix('+') {
+    let (mux_replies, name) = match name_field.strip_prefix('+') {
         Some(rest) => (true, rest),
-        None => (false, name_field.text),
+        None => (false, name_field),
     };
-    check_name(name).map_err(|m| (name_field.column, m))?;
+    check_name(name).map_err(|m| (column(line, name_field), m))?;
 
     let owner = fields
         .next()
-        .ok_or((end, "missing the user to run the program as".to_owned()))?;
-    let (user, group) = match owner.text.split_once(':') {
+        .ok_or_else(|| (end(), "missing the user to run the program as".to_owned()))?;
+    let (user, group) = match owner.split_once(':') {
         Some((user, group)) => (user, Some(group)),
-        None => (owner.text, None),
+        None => (owner, None),
     };
     if user.is_empty() {
-        return Err((owner.column, "the user name is empty".to_owned()));
+        return Err((column(line, owner), "the user name is empty".to_owned()));
     }
-    if group == Some("") {
-        let column = owner.column + user.chars().count() + 1;
-        return Err((column, "the group name after ':' is empty".to_owned()));
+    if let Some(group @ "") = group {
+        let message = "the group name after ':' is empty".to_owned();
+        return Err((column(line, group), message));
     }
 
     let mut rules = Rules::default();
     let mut hidden = false;
     let program = loop {
-        let field = fields.next().ok_or((
-            end,
-            "missing the program (an absolute path such as /usr/bin/foo)".to_owned(),
-        ))?;
-        if field.text.starts_with('/') {
+        let field = fields.next().ok_or_else(|| {
+            (
+                end(),
+                "missing the program (an absolute path such as /usr/bin/foo)".to_owned(),
+            )
+        })?;
+        if field.starts_with('/') {
             break field;
         }
-        match field.text.split_once('=') {
-            None if field.text == "hidden" => hidden = true,
-            Some(("allow", list)) => rules.allow.extend(cidrs(list, field.column + 6)?),
-            Some(("deny", list)) => rules.deny.extend(cidrs(list, field.column + 5)?),
+        match field.split_once('=') {
+            None if field == "hidden" => hidden = true,
+            Some(("allow", list)) => rules.allow.extend(cidrs(line, list)?),
+            Some(("deny", list)) => rules.deny.extend(cidrs(line, list)?),
             Some((key, _)) => {
                 let message =
                     format!("unknown option {key:?}; the options are allow=, deny= and hidden");
-                return Err((field.column, message));
+                return Err((column(line, field), message));
             }
             None => {
                 let message = format!(
-                    "{:?} is not an option (allow=, deny=, hidden), and the program must be an absolute path",
-                    field.text
+                    "{field:?} is not an option (allow=, deny=, hidden), and the program must be an absolute path"
                 );
-                return Err((field.column, message));
+                return Err((column(line, field), message));
             }
         }
     };
-    Ok(Service {
-        name: name.to_owned(),
+    // The arguments are the rest of the line, split when a launch needs them.
+    let after = program.as_ptr() as usize - line.as_ptr() as usize + program.len();
+    let args = line[after..].trim_matches(|c: char| c.is_ascii_whitespace());
+    Ok(ServiceLine {
+        name,
         mux_replies,
-        user: user.to_owned(),
-        group: group.map(str::to_owned),
+        user,
+        group,
         rules,
         hidden,
-        program: program.text.to_owned(),
-        args: fields.map(|f| f.text.to_owned()).collect(),
+        program,
+        args,
         line: number,
     })
 }
@@ -198,17 +224,17 @@ fn check_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// A comma-separated list of blocks that starts at `column`.
-fn cidrs(list: &str, column: usize) -> Result<Vec<Cidr>, LineError> {
-    let mut offset = 0;
+/// A comma-separated list of blocks, a slice of `line`.
+fn cidrs(line: &str, list: &str) -> Result<Vec<Cidr>, LineError> {
     let mut blocks = Vec::new();
     for item in list.split(',') {
-        let at = column + offset;
         if item.is_empty() {
-            return Err((at, "an empty address in the list".to_owned()));
+            return Err((
+                column(line, item),
+                "an empty address in the list".to_owned(),
+            ));
         }
-        blocks.push(item.parse().map_err(|m| (at, m))?);
-        offset += item.chars().count() + 1;
+        blocks.push(item.parse().map_err(|m| (column(line, item), m))?);
     }
     Ok(blocks)
 }
@@ -257,7 +283,7 @@ mod tests {
     fn comments_blank_lines_tabs_and_crlf_are_fine() {
         let table =
             ok("# a comment\n\n   \n\t# indented\r\na\tnobody\t/bin/a\r\n  b nobody /bin/b\n");
-        let names: Vec<&str> = table.services().iter().map(|s| s.name.as_str()).collect();
+        let names: Vec<String> = table.services().into_iter().map(|s| s.name).collect();
         assert_eq!(names, ["a", "b"]);
         assert_eq!(table.services()[1].line, 6);
     }

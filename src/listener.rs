@@ -318,7 +318,7 @@ fn reload(shared: &Shared) {
     let settings = &shared.settings;
     match load::load_for_this_process(&settings.config, settings.config_required) {
         Ok(table) => {
-            let services = table.services().len();
+            let services = table.len();
             *shared.table.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(table);
             log::info!(
                 "SIGHUP: table {} re-read, {services} services",

@@ -58,7 +58,9 @@ pub fn load(path: &Path, required: bool, strict: bool) -> Result<Table, ConfigEr
             return Err(file_error(refusal.to_string()));
         }
     };
-    let mut bytes = Vec::new();
+    // Room for the whole file at once: no copy as it grows.
+    let size = usize::try_from(opened.stat.st_size).unwrap_or(0);
+    let mut bytes = Vec::with_capacity(size.min(MAX_TABLE_BYTES as usize) + 1);
     std::fs::File::from(opened.fd)
         .take(MAX_TABLE_BYTES + 1)
         .read_to_end(&mut bytes)
@@ -71,7 +73,7 @@ pub fn load(path: &Path, required: bool, strict: bool) -> Result<Table, ConfigEr
     }
     let text = String::from_utf8(bytes)
         .map_err(|_| file_error("the table is not UTF-8 text".to_owned()))?;
-    config::parse(&name, &text)
+    config::parse_text(&name, text)
 }
 
 #[cfg(test)]

@@ -407,12 +407,7 @@ pub fn serve<S: ByteSource, W: ReplySink>(
                     conversation.reply(protocol::TOO_MANY_MUX),
                     Outcome::TooManyMux { name },
                 ),
-                Lookup::Service(service) => (
-                    Ok(()),
-                    Outcome::Launch {
-                        service: service.clone(),
-                    },
-                ),
+                Lookup::Service(service) => (Ok(()), Outcome::Launch { service }),
                 Lookup::Denied => (
                     conversation.reply(protocol::UNKNOWN_SERVICE),
                     Outcome::Denied { name },

@@ -2,8 +2,9 @@
 //! how each service is run. Pure data and lookups; `config` reads it from
 //! text.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, hash_map};
 use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::access::Rules;
 use crate::peer::Peer;
@@ -38,24 +39,161 @@ impl Service {
     }
 }
 
+/// A service line as the parser found it, borrowing the table's text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceLine<'a> {
+    pub name: &'a str,
+    pub mux_replies: bool,
+    pub user: &'a str,
+    pub group: Option<&'a str>,
+    pub rules: Rules,
+    pub hidden: bool,
+    pub program: &'a str,
+    /// The rest of the line after the program: its arguments, separated by
+    /// blanks.
+    pub args: &'a str,
+    pub line: usize,
+}
+
+/// Where a service's fields are in the table's text, kept small: a table
+/// of a thousand services is read at every connection in inetd mode, and
+/// every page its index touches is a page fault of that connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Entry {
+    name: Span,
+    user: Span,
+    /// Empty when the line names no group (the parser refuses an empty one).
+    group: Span,
+    program: Span,
+    args: Span,
+    line: u32,
+    mux_replies: bool,
+    hidden: bool,
+    /// Most services have no address rules; those that do keep them aside.
+    rules: Option<Box<Rules>>,
+}
+
+/// A stretch of the table's text, by byte offsets (a table is at most
+/// 16 MiB, see `load`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Span {
+    start: u32,
+    end: u32,
+}
+
+impl Span {
+    fn of(text: &str, part: &str) -> Span {
+        let start = part.as_ptr() as usize - text.as_ptr() as usize;
+        let offset = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        Span {
+            start: offset(start),
+            end: offset(start + part.len()),
+        }
+    }
+
+    fn get(self, text: &str) -> &str {
+        text.get(self.start as usize..self.end as usize)
+            .unwrap_or("")
+    }
+}
+
+impl Entry {
+    fn admits(&self, remote: Option<std::net::IpAddr>) -> bool {
+        self.rules.as_ref().is_none_or(|rules| rules.admit(remote))
+    }
+}
+
 /// The services on offer, besides the built-in `tcpmux`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+///
+/// The table keeps its text and, for each service, where its fields are in
+/// it; a [`Service`] is built only for the one a client asks for. Reading a
+/// table of a thousand services in inetd mode, where every connection reads
+/// it anew, so costs no allocation per service (beyond address rules).
+#[derive(Debug, Clone, Default)]
 pub struct Table {
-    services: Vec<Service>,
-    /// Lower-cased name to position, so a lookup costs the same in a table
-    /// of ten services or of a hundred thousand.
-    index: HashMap<String, usize>,
+    text: String,
+    index: Index,
+}
+
+/// Where each service is in a table's text, and a way to find it by name.
+#[derive(Debug, Clone, Default)]
+pub struct Index {
+    entries: Vec<Entry>,
+    /// A case-folded hash of each name to its entry, so that a lookup costs
+    /// the same in a table of ten services or of a hundred thousand.
+    by_name: HashMap<u32, u32, BuildHasherDefault<KeyIsHash>>,
+    /// Entries whose name's hash an earlier, different name had already;
+    /// searched in turn.
+    collided: Vec<usize>,
 }
 
 /// What a requested name resolves to for one peer.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Lookup<'a> {
+pub enum Lookup {
     /// The multiplexer itself.
     Mux,
-    Service(&'a Service),
+    Service(Service),
     /// In the table, but not for this peer.
     Denied,
     Unknown,
+}
+
+impl Index {
+    /// An empty index, with room for a service on every line of `text`.
+    pub fn for_text(text: &str) -> Index {
+        let lines = text.bytes().filter(|b| *b == b'\n').count() + 1;
+        Index {
+            entries: Vec::with_capacity(lines),
+            by_name: HashMap::with_capacity_and_hasher(lines, BuildHasherDefault::default()),
+            collided: Vec::new(),
+        }
+    }
+
+    /// Adds a service found in `text`, unless one of the same name (in any
+    /// case) is there already: then that one's line number is the error.
+    pub fn insert(&mut self, text: &str, line: ServiceLine<'_>) -> Result<(), usize> {
+        let at = |part: &str| Span::of(text, part);
+        let hash = folded_hash(line.name);
+        if let Some(earlier) = self.position(text, line.name, hash) {
+            return Err(self.entries[earlier].line as usize);
+        }
+        let position = self.entries.len() as u32;
+        let has_rules = !line.rules.allow.is_empty() || !line.rules.deny.is_empty();
+        self.entries.push(Entry {
+            name: at(line.name),
+            user: at(line.user),
+            group: line.group.map(at).unwrap_or_default(),
+            program: at(line.program),
+            args: at(line.args),
+            line: u32::try_from(line.line).unwrap_or(u32::MAX),
+            mux_replies: line.mux_replies,
+            hidden: line.hidden,
+            rules: has_rules.then(|| Box::new(line.rules)),
+        });
+        match self.by_name.entry(hash) {
+            hash_map::Entry::Vacant(slot) => {
+                slot.insert(position);
+            }
+            hash_map::Entry::Occupied(_) => self.collided.push(position as usize),
+        }
+        Ok(())
+    }
+
+    /// The table of `text`, which must be the text the services were
+    /// found in.
+    pub fn into_table(self, text: String) -> Table {
+        Table { text, index: self }
+    }
+
+    /// The entry of `name`, whose folded hash is `hash`.
+    fn position(&self, text: &str, name: &str, hash: u32) -> Option<usize> {
+        let named = |at: &usize| self.entries[*at].name.get(text).eq_ignore_ascii_case(name);
+        match self.by_name.get(&hash).map(|at| *at as usize) {
+            Some(at) if named(&at) => Some(at),
+            Some(_) => self.collided.iter().copied().find(|at| named(at)),
+            None => None,
+        }
+    }
 }
 
 impl Table {
@@ -64,48 +202,114 @@ impl Table {
         Table::default()
     }
 
-    /// Adds a service, unless one of the same name (in any case) is there
-    /// already: then that one is the error.
-    pub fn insert(&mut self, service: Service) -> Result<(), &Service> {
-        use std::collections::hash_map::Entry;
-        match self.index.entry(service.name.to_ascii_lowercase()) {
-            Entry::Occupied(earlier) => Err(&self.services[*earlier.get()]),
-            Entry::Vacant(slot) => {
-                slot.insert(self.services.len());
-                self.services.push(service);
-                Ok(())
-            }
-        }
+    /// How many services there are, `tcpmux` not counted.
+    pub fn len(&self) -> usize {
+        self.index.entries.len()
     }
 
-    pub fn services(&self) -> &[Service] {
-        &self.services
+    pub fn is_empty(&self) -> bool {
+        self.index.entries.is_empty()
+    }
+
+    /// Every service, in the table's order, for `--check` and tests:
+    /// connections build only the one they ask for.
+    pub fn services(&self) -> Vec<Service> {
+        let entries = self.index.entries.iter();
+        entries.map(|e| self.service(e)).collect()
     }
 
     /// Resolves `name`, compared without regard to ASCII case.
-    pub fn lookup(&self, name: &str, peer: &Peer) -> Lookup<'_> {
+    pub fn lookup(&self, name: &str, peer: &Peer) -> Lookup {
         if name.eq_ignore_ascii_case(TCPMUX) {
             return Lookup::Mux;
         }
-        match self.find(name) {
-            Some(service) if service.admits(peer) => Lookup::Service(service),
-            Some(_) => Lookup::Denied,
-            None => Lookup::Unknown,
+        let Some(at) = self.index.position(&self.text, name, folded_hash(name)) else {
+            return Lookup::Unknown;
+        };
+        let entry = &self.index.entries[at];
+        if entry.admits(peer.remote.map(|a| a.ip())) {
+            Lookup::Service(self.service(entry))
+        } else {
+            Lookup::Denied
         }
     }
 
-    pub fn find(&self, name: &str) -> Option<&Service> {
-        let at = *self.index.get(&name.to_ascii_lowercase())?;
-        self.services.get(at)
+    pub fn find(&self, name: &str) -> Option<Service> {
+        let at = self.index.position(&self.text, name, folded_hash(name))?;
+        Some(self.service(&self.index.entries[at]))
     }
 
     /// The names HELP lists for `peer`: `tcpmux` first, then the services
     /// it may use that are not hidden. An iterator, so that listing a large
     /// table costs no memory.
     pub fn visible_names<'a>(&'a self, peer: &'a Peer) -> impl Iterator<Item = &'a str> + 'a {
-        let services = self.services.iter().filter(|s| !s.hidden && s.admits(peer));
-        std::iter::once(TCPMUX).chain(services.map(|s| s.name.as_str()))
+        let remote = peer.remote.map(|a| a.ip());
+        let services = self
+            .index
+            .entries
+            .iter()
+            .filter(move |e| !e.hidden && e.admits(remote));
+        std::iter::once(TCPMUX).chain(services.map(|e| e.name.get(&self.text)))
     }
+
+    fn service(&self, entry: &Entry) -> Service {
+        let text = |span: Span| span.get(&self.text).to_owned();
+        Service {
+            name: text(entry.name),
+            mux_replies: entry.mux_replies,
+            user: text(entry.user),
+            group: (entry.group != Span::default()).then(|| text(entry.group)),
+            rules: entry.rules.as_deref().cloned().unwrap_or_default(),
+            hidden: entry.hidden,
+            program: text(entry.program),
+            args: entry
+                .args
+                .get(&self.text)
+                .split_ascii_whitespace()
+                .map(str::to_owned)
+                .collect(),
+            line: entry.line as usize,
+        }
+    }
+}
+
+/// Tables are equal when they offer the same services, whatever their text.
+impl PartialEq for Table {
+    fn eq(&self, other: &Table) -> bool {
+        self.len() == other.len() && self.services() == other.services()
+    }
+}
+
+impl Eq for Table {}
+
+/// The index's keys are hashes already: they are used as they are.
+#[derive(Default)]
+struct KeyIsHash(u64);
+
+impl Hasher for KeyIsHash {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*byte);
+        }
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        // Spread over the 64 bits the map takes its buckets and tags from.
+        self.0 = u64::from(n).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+/// FNV-1a over the ASCII-lower-cased bytes of a name. Names come from the
+/// table's root-owned file; a client's name only selects among them, so no
+/// client can make the index slow.
+fn folded_hash(name: &str) -> u32 {
+    name.bytes().fold(0x811c_9dc5, |hash, byte| {
+        (hash ^ u32::from(byte.to_ascii_lowercase())).wrapping_mul(0x0100_0193)
+    })
 }
 
 /// A service as a line of the table file, as `config` reads it back.
@@ -136,9 +340,41 @@ impl fmt::Display for Service {
 /// The whole table as a file `config` reads back to an equal table.
 impl fmt::Display for Table {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for service in &self.services {
+        for service in self.services() {
             writeln!(f, "{service}")?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_whose_hashes_collide_are_both_found_and_told_apart() {
+        assert_eq!(folded_hash("s31597"), folded_hash("S618190"));
+        let table = crate::config::parse(
+            "t",
+            "s31597 nobody /bin/a\n+S618190 daemon hidden /bin/b x  y\n",
+        )
+        .unwrap();
+        let peer = Peer::unknown();
+        let a = table.find("S31597").unwrap();
+        let b = table.find("s618190").unwrap();
+        assert_eq!((a.program.as_str(), a.line), ("/bin/a", 1));
+        assert_eq!(
+            (b.program.as_str(), b.args.clone()),
+            ("/bin/b", vec!["x".to_owned(), "y".to_owned()])
+        );
+        assert!(b.mux_replies && b.hidden && b.group.is_none());
+        assert_eq!(table.lookup("s618191", &peer), Lookup::Unknown);
+        let names: Vec<&str> = table.visible_names(&peer).collect();
+        assert_eq!(names, ["tcpmux", "s31597"]);
+        let again = crate::config::parse("t", "s31597 nobody /bin/a\nS31597 nobody /bin/b\n");
+        assert_eq!(
+            again.unwrap_err().to_string(),
+            "t:2:1: service \"S31597\" is already defined on line 1 (names are not case sensitive)"
+        );
     }
 }

@@ -117,7 +117,7 @@ proptest! {
         let again = config::parse("printed", &printed).unwrap();
         prop_assert_eq!(again.to_string(), printed);
         prop_assert_eq!(again.services().len(), table.services().len());
-        for (a, b) in again.services().iter().zip(table.services()) {
+        for (a, b) in again.services().iter().zip(&table.services()) {
             let mut b = b.clone();
             b.line = a.line;
             prop_assert_eq!(a, &b);

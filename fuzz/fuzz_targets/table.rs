@@ -16,7 +16,7 @@ fuzz_target!(|bytes: &[u8]| {
             let again = config::parse("printed", &printed).expect("a printed table parses");
             assert_eq!(again.to_string(), printed);
             assert_eq!(again.services().len(), table.services().len());
-            for (a, b) in again.services().iter().zip(table.services()) {
+            for (a, b) in again.services().iter().zip(&table.services()) {
                 let mut b = b.clone();
                 b.line = a.line;
                 assert_eq!(a, &b);
