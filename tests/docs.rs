@@ -121,3 +121,40 @@ fn the_sample_table_works_as_shipped_and_with_its_lines_enabled() {
     inetd.client.shutdown(std::net::Shutdown::Write).unwrap();
     assert_eq!(inetd.finish(), (b"+Go\r\nping\r\n".to_vec(), 0));
 }
+
+/// Every outcome the code can log is in the README's list of outcomes.
+#[test]
+fn the_readme_lists_every_outcome() {
+    let readme = shipped("README.md");
+    let list = readme
+        .split("The outcomes are ")
+        .nth(1)
+        .and_then(|rest| rest.split("\n\n").next())
+        .expect("README: The outcomes are ...");
+    let mut logged = Vec::new();
+    for entry in fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("src")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "rs") {
+            continue;
+        }
+        let code = fs::read_to_string(&path).unwrap();
+        for piece in code.split("outcome=").skip(1) {
+            let word: String = piece
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || *c == '-')
+                .collect();
+            if !word.is_empty() {
+                logged.push(word);
+            }
+        }
+    }
+    logged.sort();
+    logged.dedup();
+    assert!(logged.len() >= 11, "{logged:?}");
+    for outcome in logged {
+        assert!(
+            list.contains(&format!("`{outcome}`")),
+            "outcome={outcome} is logged but not in the README's list"
+        );
+    }
+}

@@ -30,8 +30,15 @@ pub fn binary() -> &'static Path {
 pub fn install_copy(built: &str, name: &str) -> PathBuf {
     let dir = TempDir::new("bin");
     let path = dir.path().join(name);
-    fs::copy(built, &path).expect("copy the built binary");
-    fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+    // Copied by another process: a copy written here would be open for
+    // writing while other test threads fork, and a child forked then holds
+    // it until its exec, so running the copy could fail with ETXTBSY.
+    let copied = Command::new("install")
+        .args(["-m", "755", built])
+        .arg(&path)
+        .status()
+        .expect("run install");
+    assert!(copied.success(), "install {built} {}", path.display());
     // The directory outlives every test of this process.
     let kept = dir.path().to_owned();
     std::mem::forget(dir);
