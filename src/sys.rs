@@ -114,9 +114,8 @@ pub fn systemd_listeners() -> Result<Vec<std::net::TcpListener>, String> {
 /// A step of the launch after the point of no return, for the message
 /// when it fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
 pub enum Step {
-    Fork = 1,
+    Fork,
     Descriptors,
     Session,
     Groups,
@@ -130,18 +129,6 @@ pub enum Step {
 }
 
 impl Step {
-    const ALL: [Step; 9] = [
-        Step::Fork,
-        Step::Descriptors,
-        Step::Session,
-        Step::Groups,
-        Step::Gid,
-        Step::Uid,
-        Step::Verify,
-        Step::Directory,
-        Step::Exec,
-    ];
-
     pub fn describe(self) -> &'static str {
         match self {
             Step::Fork => "fork",
@@ -154,13 +141,6 @@ impl Step {
             Step::Directory => "chdir /",
             Step::Exec => "exec",
         }
-    }
-
-    fn from_u8(n: u8) -> Step {
-        Step::ALL
-            .into_iter()
-            .find(|s| *s as u8 == n)
-            .unwrap_or(Step::Exec)
     }
 }
 
@@ -338,60 +318,81 @@ impl ExecPlan {
         (step, std::io::Error::from_raw_os_error(errno))
     }
 
-    /// Forks a child that runs the last steps with `connection` on its fds
+    /// Starts a child that runs the last steps with `connection` on its fds
     /// 0 to 2. Returns once the child has exec'd the program (its pid) or
     /// failed (the step and error; the child is reaped).
+    ///
+    /// The child is made as posix_spawn makes one: `clone` with `CLONE_VM`
+    /// and `CLONE_VFORK`, on a stack of its own, so no page table is
+    /// copied and no page is copied on write; this thread waits until the
+    /// child has exec'd or exited. Sharing memory is safe because the
+    /// child only reads this plan (kept alive by this waiting thread) and
+    /// writes its own stack and the report below, and it calls nothing
+    /// that allocates or locks. Every signal is blocked around the clone,
+    /// so no handler of ours can run in the child before it resets them.
     pub fn spawn(
         &self,
         connection: Option<std::os::fd::BorrowedFd>,
     ) -> Result<nix::unistd::Pid, (Step, std::io::Error)> {
         use std::os::fd::AsRawFd;
-        let fail = |step, e: nix::Error| (step, std::io::Error::from(e));
-        let (report_r, report_w) =
-            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| fail(Step::Fork, e))?;
-        let connection = connection.map(|c| c.as_raw_fd());
-        // SAFETY: the child runs only `run`, which is async-signal-safe as
-        // its comment says, then writes to a pipe and _exits: nothing that
-        // could meet a lock another thread held at the fork.
-        let pid = unsafe { libc::fork() };
-        if pid == 0 {
-            let (step, errno) = self.run(connection);
-            let mut report = [0u8; 5];
-            report[0] = step as u8;
-            report[1..].copy_from_slice(&errno.to_ne_bytes());
-            // SAFETY: write and _exit are async-signal-safe; `report` is on
-            // this stack.
-            unsafe {
-                libc::write(report_w.as_raw_fd(), report.as_ptr().cast(), report.len());
-                libc::_exit(127);
-            }
+        /// What the child tells the parent through their shared memory.
+        struct Child<'a> {
+            plan: &'a ExecPlan,
+            connection: Option<libc::c_int>,
+            failed: Option<(Step, i32)>,
         }
-        drop(report_w);
+        extern "C" fn child(arg: *mut libc::c_void) -> libc::c_int {
+            // SAFETY: `arg` is the `Child` below, alive and not otherwise
+            // touched while the parent waits for this child (CLONE_VFORK).
+            let child = unsafe { &mut *arg.cast::<Child>() };
+            child.failed = Some(child.plan.run(child.connection));
+            127
+        }
+        // Enough for `run`, which keeps a few words on its stack.
+        let mut stack = vec![0u8; 64 * 1024];
+        let mut state = Child {
+            plan: self,
+            connection: connection.map(|c| c.as_raw_fd()),
+            failed: None,
+        };
+        let mut all = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
+        let mut old = std::mem::MaybeUninit::<libc::sigset_t>::uninit();
+        // SAFETY: sigfillset fills the set it is given; pthread_sigmask
+        // reads that set and writes the old mask to `old`; both live here.
+        let masked = unsafe {
+            libc::sigfillset(all.as_mut_ptr());
+            libc::pthread_sigmask(libc::SIG_SETMASK, all.as_ptr(), old.as_mut_ptr()) == 0
+        };
+        // SAFETY: the stack is ours for the child's life (this thread waits
+        // until the child execs or exits), its top is 16-byte aligned, and
+        // `child` runs only what its comment and `run`'s say.
+        let pid = unsafe {
+            let top = stack.as_mut_ptr().add(stack.len());
+            let top = top.sub(top as usize % 16);
+            libc::clone(
+                child,
+                top.cast(),
+                libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+                (&raw mut state).cast(),
+            )
+        };
+        let clone_error = std::io::Error::last_os_error();
+        if masked {
+            // SAFETY: restores the mask saved above.
+            unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, old.as_ptr(), std::ptr::null_mut()) };
+        }
+        drop(stack);
         if pid < 0 {
-            return Err((Step::Fork, std::io::Error::last_os_error()));
+            return Err((Step::Fork, clone_error));
         }
         let pid = nix::unistd::Pid::from_raw(pid);
-        // The pipe closes at the exec (close-on-exec) or carries the report.
-        let mut report = [0u8; 5];
-        let mut got = 0;
-        while got < report.len() {
-            match nix::unistd::read(&report_r, &mut report[got..]) {
-                Ok(0) => break,
-                Ok(n) => got += n,
-                Err(nix::Error::EINTR) => continue,
-                Err(_) => break,
+        match state.failed {
+            None => Ok(pid),
+            Some((step, errno)) => {
+                let _ = nix::sys::wait::waitpid(pid, None);
+                Err((step, std::io::Error::from_raw_os_error(errno)))
             }
         }
-        if got == 0 {
-            return Ok(pid);
-        }
-        let _ = nix::sys::wait::waitpid(pid, None);
-        let mut errno = [0u8; 4];
-        errno.copy_from_slice(&report[1..]);
-        Err((
-            Step::from_u8(report[0]),
-            std::io::Error::from_raw_os_error(i32::from_ne_bytes(errno)),
-        ))
     }
 }
 

@@ -327,6 +327,20 @@ fn main() {
     let sink = log_sink(&dir);
     let args = ["-c", &empty, "--syslog-socket", &sink];
 
+    let floor = dir.join("floor");
+    let built = Command::new("gcc")
+        .args(["-O2", "-static", "-o"])
+        .arg(&floor)
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/bench/floor.c"))
+        .status()
+        .unwrap();
+    assert!(built.success(), "gcc -static failed");
+
+    if std::env::args().any(|a| a == "--launch") {
+        launch_against_xinetd(&binary, &dir, &floor, n);
+        let _ = fs::remove_dir_all(&dir);
+        return;
+    }
     if std::env::args().any(|a| a == "--tables") {
         table_size_side_by_side(&binary, &dir, &sink, n);
         let _ = fs::remove_dir_all(&dir);
@@ -337,15 +351,6 @@ fn main() {
     // waits for, so RUSAGE_CHILDREN holds its peak alone.
     inetd_style(&binary, &args, b"HELP\r\n", b"tcpmux\r\n", 1);
     let inetd_rss = getrusage(UsageWho::RUSAGE_CHILDREN).unwrap().max_rss();
-
-    let floor = dir.join("floor");
-    let built = Command::new("gcc")
-        .args(["-O2", "-static", "-o"])
-        .arg(&floor)
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/bench/floor.c"))
-        .status()
-        .unwrap();
-    assert!(built.success(), "gcc -static failed");
 
     // Built as the release profile builds in.tcpmuxd: static, LTO, abort.
     let minimal = dir.join("minimal");
@@ -551,6 +556,7 @@ fn main() {
     }
 
     let ratio = table_size_side_by_side(&binary, &dir, &sink, n);
+    let launch_ratio = launch_against_xinetd(&binary, &dir, &floor, n);
 
     println!("\n## Against the targets\n");
     println!("| target | measured | met |");
@@ -583,6 +589,14 @@ fn main() {
         2.0,
         "",
     );
+    if let Some(ratio) = launch_ratio {
+        check(
+            "--listen launch p50 / xinetd's TCPMUX launch p50",
+            ratio,
+            0.8,
+            "",
+        );
+    }
     check(
         "inetd-mode lookup, 1,000 / 10 services, side by side",
         ratio,
@@ -638,4 +652,115 @@ fn table_size_side_by_side(binary: &Path, dir: &Path, sink: &str, n: usize) -> f
         );
     }
     samples[1].p50_us() / base
+}
+
+/// Launching the floor program through `--listen` against xinetd's own
+/// TCPMUX (an INTERNAL tcpmux and a TCPMUXPLUS service, both sending
+/// `+Go`), in turns, connection by connection; returns the ratio of their
+/// p50s, or `None` where xinetd is not installed.
+fn launch_against_xinetd(binary: &Path, dir: &Path, floor: &Path, n: usize) -> Option<f64> {
+    let xinetd = Path::new("/usr/sbin/xinetd");
+    if !xinetd.exists() {
+        println!("\n(xinetd is not installed: no launch comparison)");
+        return None;
+    }
+    println!("\n## Launching a program: `--listen` against xinetd's TCPMUX\n");
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let conf = dir.join("xinetd.conf");
+    let service = |lines: &str| {
+        format!(
+            "{{\n{lines}\tsocket_type = stream\n\tprotocol = tcp\n\twait = no\n\
+             \tinstances = UNLIMITED\n\tper_source = UNLIMITED\n\tcps = 1000000 1\n\
+             \tlog_on_success =\n\tlog_on_failure =\n}}\n"
+        )
+    };
+    let text = format!(
+        "defaults\n{{\n\tlog_type = FILE {}\n}}\nservice tcpmux\n{}service floor\n{}",
+        dir.join("xinetd.log").display(),
+        service(&format!(
+            "\ttype = INTERNAL UNLISTED\n\tid = tcpmux-server\n\tuser = root\n\tport = {port}\n\tbind = 127.0.0.1\n"
+        )),
+        service(&format!(
+            "\ttype = TCPMUXPLUS UNLISTED\n\tuser = nobody\n\tserver = {}\n",
+            floor.display()
+        )),
+    );
+    fs::write(&conf, text).unwrap();
+    let mut xinetd = Command::new(xinetd)
+        .args(["-dontfork", "-f"])
+        .arg(&conf)
+        .arg("-pidfile")
+        .arg(dir.join("xinetd.pid"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let xinetd_addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let began = Instant::now();
+    while TcpStream::connect(xinetd_addr).is_err() {
+        assert!(
+            began.elapsed() < Duration::from_secs(20),
+            "xinetd does not listen"
+        );
+        thread::sleep(Duration::from_millis(20));
+    }
+    let mut probe = TcpStream::connect(xinetd_addr).unwrap();
+    probe.write_all(b"floor\r\n").unwrap();
+    let xinetd_reply: &'static [u8] = Box::leak(read_reply(&mut probe).into_boxed_slice());
+    let table = write_table(
+        dir,
+        "launch.conf",
+        &format!("+floor nobody {}\n", floor.display()),
+    );
+    let listener = Listener::start(binary, &table);
+    let cases: [(SocketAddr, &[u8]); 2] = [
+        (xinetd_addr, xinetd_reply),
+        (listener.addr, b"+Go\r\n+\r\n"),
+    ];
+    let mut samples: Vec<Sample> = (0..2)
+        .map(|_| Sample {
+            latencies: Vec::with_capacity(n),
+            elapsed: Duration::ZERO,
+        })
+        .collect();
+    for round in 0..n + 20 {
+        for ((addr, expect), sample) in cases.iter().zip(&mut samples) {
+            let began = Instant::now();
+            let mut client = TcpStream::connect(addr).unwrap();
+            client.write_all(b"floor\r\n").unwrap();
+            assert_eq!(read_reply(&mut client), *expect);
+            let latency = began.elapsed();
+            // The first rounds warm both up and are not counted.
+            if round >= 20 {
+                sample.latencies.push(latency);
+                sample.elapsed += latency;
+            }
+        }
+    }
+    let _ = xinetd.kill();
+    let _ = xinetd.wait();
+    println!(
+        "xinetd's reply: {:?}\n",
+        String::from_utf8_lossy(xinetd_reply)
+    );
+    println!("| server | p50 µs | p99 µs | conn/s | p50 / xinetd |");
+    println!("|---|---|---|---|---|");
+    let base = samples[0].p50_us();
+    for (name, sample) in ["xinetd TCPMUXPLUS", "in.tcpmuxd --listen"]
+        .iter()
+        .zip(&samples)
+    {
+        println!(
+            "| {name} | {:.0} | {:.0} | {:.0} | {:.2} |",
+            sample.p50_us(),
+            sample.percentile(99).as_secs_f64() * 1e6,
+            sample.per_second(),
+            sample.p50_us() / base
+        );
+    }
+    Some(samples[1].p50_us() / base)
 }
