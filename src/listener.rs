@@ -191,6 +191,15 @@ impl Drop for Slot {
 pub fn run(settings: Settings) -> Exit {
     // Descriptors inherited from whoever started us must not reach services.
     let _ = sys::cloexec_above_stderr();
+    // The listener holds every client's connection; a service that runs as
+    // the listener's own user must not be able to take them.
+    if let Err(e) = sys::undumpable() {
+        report_startup_error(
+            settings.log,
+            &format!("cannot make the listener undumpable: {}", e.desc()),
+        );
+        return Exit::Listen;
+    }
     let table = match load::load_for_this_process(&settings.config, settings.config_required) {
         Ok(table) => table,
         Err(e) => {

@@ -264,13 +264,16 @@ struct StderrLogger {
 /// `O_NONBLOCK` on its file description, which is shared with whoever
 /// started us.
 enum StderrWriter {
-    /// A pipe, opened again through /proc for a description of our own
-    /// that does not block.
-    Pipe(File),
+    /// A pipe or a terminal, opened again through /proc for a description
+    /// of our own that does not block. A terminal must be: poll says it
+    /// has room as soon as it has any, and a longer line would block there,
+    /// holding every thread that logs (a stalled ssh session once froze a
+    /// listener that way).
+    Reopened(File),
     /// A socket (the journal's, under systemd): sent with `MSG_DONTWAIT`.
     Socket,
-    /// Anything else (a terminal, a file): written when poll says there is
-    /// room.
+    /// Anything else (a file, /dev/null), or a pipe or terminal where /proc
+    /// is missing: written when poll says there is room.
     Polled,
 }
 
@@ -282,13 +285,15 @@ impl StderrLogger {
             .try_clone_to_owned()
             .and_then(|fd| File::from(fd).metadata())
             .map(|m| m.file_type());
+        let terminal = nix::unistd::isatty(stderr.as_fd()).unwrap_or(false);
         let writer = match kind {
             Ok(kind) if kind.is_socket() => StderrWriter::Socket,
-            Ok(kind) if kind.is_fifo() => OpenOptions::new()
+            Ok(kind) if kind.is_fifo() || terminal => OpenOptions::new()
                 .write(true)
-                .custom_flags(OFlag::O_NONBLOCK.bits())
+                // O_NOCTTY: opening a terminal must not make it ours.
+                .custom_flags((OFlag::O_NONBLOCK | OFlag::O_NOCTTY).bits())
                 .open("/proc/self/fd/2")
-                .map_or(StderrWriter::Polled, StderrWriter::Pipe),
+                .map_or(StderrWriter::Polled, StderrWriter::Reopened),
             _ => StderrWriter::Polled,
         };
         StderrLogger {
@@ -302,7 +307,7 @@ impl StderrLogger {
         let writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         let stderr = std::io::stderr();
         let written = match &*writer {
-            StderrWriter::Pipe(pipe) => nix::unistd::write(pipe, line),
+            StderrWriter::Reopened(file) => nix::unistd::write(file, line),
             StderrWriter::Socket => {
                 let flags = MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL;
                 socket::send(stderr.as_fd().as_raw_fd(), line, flags)

@@ -1,7 +1,7 @@
 //! The two ends of the connection on standard input, when it is a socket.
 
 use std::fmt;
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::os::fd::AsFd;
 
 /// The addresses of a connection. Both are `None` when the input is not a
@@ -17,16 +17,24 @@ impl Peer {
         Peer::default()
     }
 
-    /// The addresses of the socket `fd`, found through a duplicate of it so
-    /// the caller keeps its own descriptor.
+    /// The addresses of the socket `fd`, asked of it directly: no duplicate,
+    /// which could fail at the descriptor limit and make a live connection
+    /// look gone.
     pub fn of(fd: impl AsFd) -> Self {
-        let Ok(dup) = fd.as_fd().try_clone_to_owned() else {
-            return Peer::unknown();
+        use nix::sys::socket::{SockaddrStorage, getpeername, getsockname};
+        let fd = fd.as_fd();
+        let address = |addr: nix::Result<SockaddrStorage>| -> Option<SocketAddr> {
+            let addr = addr.ok()?;
+            if let Some(v4) = addr.as_sockaddr_in() {
+                return Some(SocketAddr::V4((*v4).into()));
+            }
+            addr.as_sockaddr_in6()
+                .map(|v6| SocketAddr::V6((*v6).into()))
         };
-        let socket = TcpStream::from(dup);
+        use std::os::fd::AsRawFd;
         Peer {
-            local: socket.local_addr().ok().map(canonical),
-            remote: socket.peer_addr().ok().map(canonical),
+            local: address(getsockname(fd.as_raw_fd())).map(canonical),
+            remote: address(getpeername(fd.as_raw_fd())).map(canonical),
         }
     }
 }

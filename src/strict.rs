@@ -11,10 +11,11 @@
 //! without ever being opened.
 //!
 //! With `strict` (the server runs as root), every directory must be owned
-//! by root and writable by nobody else, or be a root-owned sticky directory
-//! such as `/tmp`, whose entries must then be owned by root, since only
-//! their owner may rename or remove them there. The file itself must be
-//! owned by root and writable by nobody else.
+//! by root and writable by nobody else, as sshd's `secure_filename` asks;
+//! the file itself must be owned by root and writable by nobody else.
+//! Sticky directories such as `/tmp` are refused too: a user may create a
+//! directory there, and a file system mounted on it (FUSE, with
+//! `user_allow_other`) can say that anything in it is root's.
 
 use std::collections::VecDeque;
 use std::ffi::OsString;
@@ -91,11 +92,6 @@ pub enum Problem {
         path: PathBuf,
         mode: u32,
     },
-    /// An entry of a sticky directory that root does not own.
-    InSticky {
-        path: PathBuf,
-        uid: u32,
-    },
     /// The name was replaced between the look and the open.
     Replaced,
 }
@@ -140,11 +136,6 @@ impl fmt::Display for Refusal {
                 "{what}: directory {} is writable by group or others (mode {mode:04o}); {strict}",
                 path.display()
             ),
-            Problem::InSticky { path, uid } => write!(
-                f,
-                "{what}: {} is owned by uid {uid} in a directory anyone may write to; {strict}",
-                path.display()
-            ),
             Problem::Replaced => write!(f, "{what} was replaced while it was being opened"),
         }
     }
@@ -166,7 +157,6 @@ pub fn open(path: &Path, purpose: Use, strict: bool, what: &str) -> Result<Opene
 struct Dir {
     fd: OwnedFd,
     path: PathBuf,
-    sticky: bool,
 }
 
 struct Walk {
@@ -193,7 +183,7 @@ impl Walk {
             last: false,
             errno,
         })?;
-        let root = self.directory(root, root_path, false)?;
+        let root = self.directory(root, root_path)?;
         let mut dirs = vec![root];
         let mut todo = names(path);
         let mut links = 0;
@@ -215,12 +205,6 @@ impl Walk {
             let flags = OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
             let fd = openat(&dir.fd, name.as_os_str(), flags, Mode::empty()).map_err(sys)?;
             let stat = fstat(&fd).map_err(sys)?;
-            if self.strict && dir.sticky && stat.st_uid != 0 {
-                return Err(Problem::InSticky {
-                    path: here,
-                    uid: stat.st_uid,
-                });
-            }
             match kind(&stat) {
                 SFlag::S_IFLNK => {
                     links += 1;
@@ -236,8 +220,7 @@ impl Walk {
                     }
                 }
                 SFlag::S_IFDIR if !todo.is_empty() => {
-                    let sticky = stat.st_mode & 0o1000 != 0;
-                    dirs.push(self.directory(fd, here, sticky)?);
+                    dirs.push(self.directory(fd, here)?);
                 }
                 _ if !todo.is_empty() => return Err(Problem::NotADirectory(here)),
                 _ => return self.last(dir, &name, here, &stat, purpose),
@@ -248,7 +231,7 @@ impl Walk {
     }
 
     /// Checks a directory the walk goes through.
-    fn directory(&self, fd: OwnedFd, path: PathBuf, sticky: bool) -> Result<Dir, Problem> {
+    fn directory(&self, fd: OwnedFd, path: PathBuf) -> Result<Dir, Problem> {
         let stat = fstat(&fd).map_err(|errno| Problem::Sys {
             path: path.clone(),
             last: false,
@@ -264,16 +247,14 @@ impl Walk {
                     uid: stat.st_uid,
                 });
             }
-            let sticky_dir = stat.st_mode & 0o1000 != 0;
-            if stat.st_mode & 0o022 != 0 && !sticky_dir {
+            if stat.st_mode & 0o022 != 0 {
                 return Err(Problem::DirWritable {
                     path,
                     mode: stat.st_mode & 0o7777,
                 });
             }
         }
-        let sticky = sticky || stat.st_mode & 0o1000 != 0;
-        Ok(Dir { fd, path, sticky })
+        Ok(Dir { fd, path })
     }
 
     /// The last name: checked as looked at, then opened for real and
@@ -393,6 +374,19 @@ mod tests {
         }
         let refusal = open(Path::new("etc/passwd"), Use::Read, false, "t").unwrap_err();
         assert_eq!(refusal.problem, Problem::NotAbsolute);
+    }
+
+    #[test]
+    fn a_sticky_directory_is_not_trusted() {
+        // /tmp is root's, and mode 1777: anyone may make a directory there.
+        let refusal = open(Path::new("/tmp/x"), Use::Read, true, "the table").unwrap_err();
+        assert_eq!(
+            refusal.problem,
+            Problem::DirWritable {
+                path: PathBuf::from("/tmp"),
+                mode: 0o1777
+            }
+        );
     }
 
     #[test]

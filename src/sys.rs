@@ -216,7 +216,8 @@ impl ExecPlan {
     }
 
     /// The last steps, in order: the connection onto fds 0 to 2 (when
-    /// given), a session of its own, groups, gid, uid and a check that they
+    /// given; otherwise a stray terminal on fd 2 to /dev/null), a session
+    /// of its own, groups, gid, uid and a check that they
     /// hold, every signal to its default and none blocked, the umask, `/`
     /// as working directory, exec. Returns only on failure, with the step.
     ///
@@ -243,6 +244,18 @@ impl ExecPlan {
                 if fd < 0 || libc::dup2(fd, 0) < 0 || libc::dup2(fd, 1) < 0 || libc::dup2(fd, 2) < 0
                 {
                     return (Step::Descriptors, errno());
+                }
+            }
+            // Inetd mode: a terminal on fd 2 that is not the client's (the
+            // operator's, under a super-server started by hand) is not
+            // handed on, so a service cannot read the operator's keys.
+            if connection.is_none() && libc::isatty(2) == 1 && libc::isatty(0) != 1 {
+                let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+                if null < 0 || libc::dup2(null, 2) < 0 {
+                    return (Step::Descriptors, errno());
+                }
+                if null > 2 {
+                    libc::close(null);
                 }
             }
             // A session leader already (systemd makes one) has its own session.
@@ -401,7 +414,33 @@ impl ExecPlan {
 /// makes a command it runs, cannot call setsid).
 pub fn may_start_session() -> bool {
     let me = nix::unistd::getpid();
-    nix::unistd::getsid(None) == Ok(me) || nix::unistd::getpgrp() != me
+    if nix::unistd::getpgrp() != me {
+        return true;
+    }
+    // A session leader already has a session of its own, but it must not
+    // have a terminal: started by `script` or `setsid -c` it does.
+    nix::unistd::getsid(None) == Ok(me) && !has_controlling_terminal()
+}
+
+/// Whether this process has a controlling terminal: /dev/tty opens only
+/// then. With O_NOCTTY, opening it changes nothing; where it cannot be told
+/// (no /dev/tty in a chroot), the answer is yes, the safe side.
+fn has_controlling_terminal() -> bool {
+    use std::os::unix::fs::OpenOptionsExt;
+    let tty = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOCTTY)
+        .open("/dev/tty");
+    !matches!(tty, Err(e) if e.raw_os_error() == Some(libc::ENXIO))
+}
+
+/// Makes this process undumpable, so that no process of the same user, a
+/// service the listener started as its own user among them, can attach to
+/// it with ptrace or take its descriptors (every client's connection) with
+/// pidfd_getfd or /proc/PID/fd: the kernel allows both only on a dumpable
+/// process. A program it executes is dumpable again.
+pub fn undumpable() -> nix::Result<()> {
+    nix::sys::prctl::set_dumpable(false)
 }
 
 /// Every signal, real-time ones included, to its default action, and none

@@ -272,3 +272,87 @@ fn sigterm_leaves_no_accepted_client_without_its_reply_and_log_line() {
     }
     assert_eq!(replies, logged, "replies and their log lines");
 }
+
+/// The attack: inetd mode started as a session leader that has a terminal
+/// (`script -c 'exec in.tcpmuxd ...'`, `setsid -c`), the connection on fds 0
+/// and 1 and the terminal left on fd 2. A service running as nobody opened
+/// /dev/tty and pushed keys into it with TIOCSTI, and read the operator's
+/// keys from fd 2. It must find neither terminal.
+#[test]
+fn a_session_leader_with_a_terminal_hands_the_program_none() {
+    if !root() || !common::present("/usr/bin/script") {
+        return;
+    }
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let dir = TempDir::new("leader");
+    let table = probe_table(&dir);
+    let (mut client, server) = tcp_pair();
+    let inner = format!("exec {} -c {table} --log none <&3 >&3", binary().display());
+    let socket = server.as_raw_fd();
+    let mut command = Command::new("/usr/bin/script");
+    command
+        .args(["-q", "-e", "-c", &inner, "/dev/null"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    // SAFETY: dup2 is async-signal-safe, on a descriptor this process
+    // keeps open until the spawn returns.
+    unsafe {
+        command.pre_exec(move || {
+            // dup2 onto itself would leave close-on-exec set.
+            let moved = if socket == 3 {
+                nix::libc::fcntl(3, nix::libc::F_SETFD, 0)
+            } else {
+                nix::libc::dup2(socket, 3)
+            };
+            if moved < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = command.spawn().unwrap();
+    drop(command);
+    drop(server);
+    client.set_read_timeout(Some(PATIENCE)).unwrap();
+    client.write_all(b"probe\r\nbye\r\n").unwrap();
+    let mut reply = Vec::new();
+    client.read_to_end(&mut reply).unwrap();
+    wait_for(&mut child);
+    assert_eq!(report(&reply, "tty="), "tty=No such device or address");
+    assert_eq!(report(&reply, "session="), "session=own");
+    assert_eq!(
+        report(&reply, "fd2="),
+        "fd2=other",
+        "the terminal is not on fd 2"
+    );
+    assert_eq!(report(&reply, "read="), "read=bye");
+}
+
+/// The attack: the listener runs as nobody (the shipped tcpmuxd.service),
+/// and so does a service it launched, which took every other client's
+/// connection out of the listener with pidfd_getfd. The listener is
+/// undumpable: the service cannot even list its descriptors.
+#[test]
+fn a_service_cannot_reach_into_a_listener_of_its_own_user() {
+    if !root() || !common::present("/usr/bin/setpriv") {
+        return;
+    }
+    let dir = TempDir::new("samuser");
+    let table = probe_table(&dir);
+    let port = free_port();
+    let mut command = Command::new("/usr/bin/setpriv");
+    command
+        .args(["--reuid=nobody", "--regid=nogroup", "--init-groups"])
+        .arg(binary())
+        .args(["--listen", &format!("127.0.0.1:{port}"), "-c", &table])
+        .stderr(Stdio::null());
+    let _server = common::start(&mut command, port);
+    let reply = ask(format!("127.0.0.1:{port}").parse().unwrap(), b"probe\r\n");
+    assert_eq!(report(&reply, "uid="), "uid=65534 euid=65534");
+    assert_eq!(
+        report(&reply, "parent fds="),
+        "parent fds=Permission denied"
+    );
+}

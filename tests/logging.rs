@@ -322,3 +322,33 @@ fn a_standard_error_nobody_reads_blocks_no_listener() {
     let last = text.lines().find(|l| l.contains(&ours)).unwrap();
     assert!(last == ours || lost_count(last).0 == ours, "{last}");
 }
+
+/// The attack: the listener logs to the terminal it was started from, and
+/// that terminal stops being read (a stalled ssh session). Poll said the
+/// terminal had room as soon as it had any, and a longer line blocked
+/// there, holding every thread that logged. Here the listener's standard
+/// error is a terminal whose other side nobody reads.
+#[test]
+fn a_terminal_nobody_reads_holds_no_connection() {
+    let pty = nix::pty::openpty(None, None).unwrap();
+    let (_dir, table) = common::no_services();
+    let port = common::free_port();
+    let mut command = Command::new(common::binary());
+    command
+        .args(["--listen", &format!("127.0.0.1:{port}"), "-c", &table])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(pty.slave));
+    let _server = common::start(&mut command, port);
+    drop(command);
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    // Some 3,000 log lines: far more than a terminal holds.
+    for i in 0..3000 {
+        assert_eq!(
+            common::ask(addr, b"HELP\r\n"),
+            b"tcpmux\r\n",
+            "connection {i}"
+        );
+    }
+    drop(pty.master);
+}

@@ -101,6 +101,7 @@ fn a_launched_service_sees_its_ids_environment_descriptors_and_client() {
          signals ignored=0000000000000000 blocked=0000000000000000\r\n\
          umask=0022 cwd=/\r\n\
          fd2=socket\r\n\
+         parent fds=Permission denied\r\n\
          env PATH=/usr/bin:/bin\r\n\
          env PROTO=TCP\r\n\
          env TCPLOCALIP=127.0.0.1\r\n\

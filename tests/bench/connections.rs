@@ -59,9 +59,15 @@ fn row(name: &str, sample: &Sample, floor: Option<&Sample>) {
 }
 
 /// A scratch directory anyone can read, so services run as nobody can run
-/// what is in it.
+/// what is in it; as root under /run, since in.tcpmuxd refuses a table
+/// under a directory others may write to, /tmp included.
 fn scratch() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("in.tcpmuxd-bench-{}", std::process::id()));
+    let base = if nix::unistd::geteuid().is_root() {
+        PathBuf::from("/run")
+    } else {
+        std::env::temp_dir()
+    };
+    let dir = base.join(format!("in.tcpmuxd-bench-{}", std::process::id()));
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).unwrap();
     fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();

@@ -45,6 +45,19 @@ pub fn install_copy(built: &str, name: &str) -> PathBuf {
     kept.join(name)
 }
 
+/// Where scratch directories go. As root, in.tcpmuxd refuses tables and
+/// programs under a directory others may write to, /tmp included, so the
+/// tests that run as root keep theirs under /run, which is root's.
+pub fn scratch_root() -> PathBuf {
+    if !nix::unistd::geteuid().is_root() {
+        return std::env::temp_dir();
+    }
+    let root = PathBuf::from("/run/in.tcpmuxd-test");
+    let _ = fs::create_dir(&root);
+    let _ = fs::set_permissions(&root, fs::Permissions::from_mode(0o755));
+    root
+}
+
 /// A scratch directory, removed when dropped; mode 0755 so that services
 /// run as other users can reach what the test puts there.
 pub struct TempDir(PathBuf);
@@ -53,8 +66,7 @@ impl TempDir {
     pub fn new(tag: &str) -> TempDir {
         static COUNT: AtomicU32 = AtomicU32::new(0);
         let n = COUNT.fetch_add(1, Ordering::Relaxed);
-        let path =
-            std::env::temp_dir().join(format!("in.tcpmuxd-test-{tag}-{}-{n}", std::process::id()));
+        let path = scratch_root().join(format!("in.tcpmuxd-test-{tag}-{}-{n}", std::process::id()));
         let _ = fs::remove_dir_all(&path);
         fs::create_dir_all(&path).unwrap();
         fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();

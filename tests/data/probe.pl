@@ -23,7 +23,9 @@ my %status = map { /^(\w+):\s*(.*)$/ ? ($1, $2) : () } `cat /proc/$$/status`;
 my $ignored = sprintf "%016x", hex($status{SigIgn}) & ~0x80;
 print "signals ignored=$ignored blocked=$status{SigBlk}\r\n";
 print "umask=$status{Umask} cwd=", readlink("/proc/$$/cwd"), "\r\n";
-print "fd2=", (getpeername(STDERR) ? "socket" : "other"), "\r\n";
+print "fd2=", (getpeername(STDERR) ? "socket" : -t STDERR ? "tty" : "other"), "\r\n";
+# The process that started it: may it look into its descriptors?
+print "parent fds=", (opendir(my $up, "/proc/" . getppid() . "/fd") ? "open" : "$!"), "\r\n";
 print "env $_=$ENV{$_}\r\n" for sort keys %ENV;
 my $line = <STDIN>;
 print "read=", defined $line ? $line : "EOF\r\n";
