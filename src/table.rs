@@ -329,6 +329,14 @@ impl fmt::Display for Service {
                 write!(f, "\t{key}={}", items.join(","))?;
             }
         }
+        // Arguments that would read as options or comments need "--".
+        if self
+            .args
+            .iter()
+            .any(|a| crate::config::misleading_argument(a).is_some())
+        {
+            f.write_str("\t--")?;
+        }
         write!(f, "\t{}", self.program)?;
         for arg in &self.args {
             write!(f, " {arg}")?;
