@@ -332,10 +332,10 @@ fn reload(shared: &Shared) {
     let settings = &shared.settings;
     match load::load_for_this_process(&settings.config, settings.config_required) {
         Ok(table) => {
-            let services = table.len();
+            let services = table.count();
             *shared.table.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(table);
             log::info!(
-                "SIGHUP: table {} re-read, {services} services",
+                "SIGHUP: table {} re-read, {services}",
                 settings.config.display()
             );
         }

@@ -211,6 +211,14 @@ impl Table {
         self.index.entries.is_empty()
     }
 
+    /// How many services, in words: "1 service", "2 services".
+    pub fn count(&self) -> String {
+        match self.len() {
+            1 => "1 service".to_owned(),
+            n => format!("{n} services"),
+        }
+    }
+
     /// Every service, in the table's order, for `--check` and tests:
     /// connections build only the one they ask for.
     pub fn services(&self) -> Vec<Service> {
