@@ -95,29 +95,18 @@ pub fn hand_over(service: &Service, peer: &Peer, out: &mut impl Write) -> Exit {
 }
 
 /// Tells the client (unless it was told `+` already) and the log that a
-/// launch failed.
+/// launch failed, in both modes.
 pub fn launch_failed(
     service: &Service,
     peer: &Peer,
     failure: &launch::Failure,
     out: &mut impl Write,
 ) {
-    tell_launch_failed(failure, out);
-    log_launch_failed(service, peer, failure);
-}
-
-/// The client's part of [`launch_failed`], in both modes: `-` unless it
-/// was told `+` already.
-pub fn tell_launch_failed(failure: &launch::Failure, out: &mut impl Write) {
     if !failure.accepted {
         let _ = out
             .write_all(protocol::UNAVAILABLE)
             .and_then(|()| out.flush());
     }
-}
-
-/// The log's part of [`launch_failed`], in both modes.
-pub fn log_launch_failed(service: &Service, peer: &Peer, failure: &launch::Failure) {
     log::error!(
         "peer={peer} name={} outcome=launch-failed ({})",
         service.name,

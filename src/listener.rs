@@ -392,17 +392,15 @@ fn serve(shared: &Shared, stream: TcpStream, peer: Peer, slot: Slot) {
             ..
         }) => hand_over(&mut conversation, &stream, &peer, &service, slot),
         result => {
+            // Logged first, so that a client that has read its reply to
+            // the end finds the connection logged, as in inetd mode.
+            log::info!("{}", session::log_line(&peer, &result));
             // A refused connection keeps its place while it is drained,
-            // within its deadline.
+            // within its deadline; the slot is dropped after.
             if matches!(&result, Ok(report) if report.outcome.refused()) {
                 close::after_refusal(stream.as_fd(), conversation.deadline());
             }
-            // The slot is free before the line that says the connection is
-            // over, but a stop still waits for that line (the handshake
-            // ends when the slot is dropped, after it).
-            let mut slot = slot;
-            slot.free_cap();
-            log::info!("{}", session::log_line(&peer, &result));
+            drop(slot);
         }
     }
 }
@@ -439,20 +437,19 @@ fn hand_over<S: session::ByteSource, W: ReplySink>(
     }
 }
 
-/// Tells the client, drains the connection holding its place, frees the
-/// place, and logs, in that order as for other refusals.
+/// Tells the client and the log, then drains the connection holding its
+/// place, as for other refusals; the place is freed after.
 fn launch_failed<S: session::ByteSource, W: ReplySink>(
     out: &mut Conversation<S, W>,
     stream: &TcpStream,
     peer: &Peer,
     service: &Service,
-    mut slot: Slot,
+    slot: Slot,
     failure: &launch::Failure,
 ) {
-    inetd::tell_launch_failed(failure, out);
+    inetd::launch_failed(service, peer, failure, out);
     close::after_refusal(stream.as_fd(), out.deadline());
-    slot.free_cap();
-    inetd::log_launch_failed(service, peer, failure);
+    drop(slot);
 }
 
 /// After the listeners close: waits for the handshakes under way, each
