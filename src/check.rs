@@ -2,19 +2,73 @@
 //! every user and group it names, check every program as a launch would
 //! (StrictModes on the open file, every directory on its way), and print
 //! it, as `sshd -t` does.
+//!
+//! It also warns of services that in.tcpmuxd, run as the user it will run
+//! as, could not start: a server that is not root can start only services
+//! of its own user and group. `--check` cannot know how the super-server
+//! runs in.tcpmuxd, so it is told with `--as`, and assumes `nobody`, as
+//! the shipped inetd, xinetd and systemd files run it. A warning does not
+//! make the table bad: the exit status stays 0.
 
 use std::collections::HashSet;
 use std::io::Write;
 use std::path::Path;
+
+use nix::unistd::{Gid, Group, Uid, User};
 
 use crate::config::ConfigError;
 use crate::exit::Exit;
 use crate::launch;
 use crate::load;
 
+/// The user the shipped super-server files run in.tcpmuxd as, which
+/// `--as` assumes.
+pub const SHIPPED_USER: &str = "nobody";
+
+/// Who in.tcpmuxd runs as, as `--as` names it.
+struct Server {
+    name: String,
+    uid: Uid,
+    gid: Gid,
+}
+
+/// Looks up `USER[:GROUP]`; without a group, the user's own.
+fn server(spec: &str) -> Result<Server, String> {
+    let (user, group) = match spec.split_once(':') {
+        Some((user, group)) => (user, Some(group)),
+        None => (spec, None),
+    };
+    let found = User::from_name(user)
+        .map_err(|e| format!("--as: looking up user {user}: {e}"))?
+        .ok_or_else(|| format!("--as: no such user {user:?}"))?;
+    let gid = match group {
+        None => found.gid,
+        Some(group) => {
+            Group::from_name(group)
+                .map_err(|e| format!("--as: looking up group {group}: {e}"))?
+                .ok_or_else(|| format!("--as: no such group {group:?}"))?
+                .gid
+        }
+    };
+    Ok(Server {
+        name: spec.to_owned(),
+        uid: found.uid,
+        gid,
+    })
+}
+
 /// Prints the table on standard output, or the first error on standard
-/// error. Good is 0; anything wrong is 1.
-pub fn run(path: &Path, required: bool) -> Exit {
+/// error; warnings go to standard error too. Good is 0; anything wrong is
+/// 1; an `--as` that names no user is 2.
+pub fn run(path: &Path, required: bool, server_as: &str) -> Exit {
+    let server = match server(server_as) {
+        Ok(server) => server,
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "in.tcpmuxd: {e}");
+            return Exit::Usage;
+        }
+    };
+    let mut warnings = Vec::new();
     let checked = load::load_for_this_process(path, required).and_then(|table| {
         // Many services may share a program; each is checked once.
         let mut checked = HashSet::new();
@@ -25,7 +79,13 @@ pub fn run(path: &Path, required: bool) -> Exit {
                 column: 0,
                 message,
             };
-            launch::credentials(&service).map_err(at_line)?;
+            let creds = launch::credentials(&service).map_err(at_line)?;
+            if !launch::can_switch(server.uid, server.gid, &creds) {
+                warnings.push(at_line(format!(
+                    "in.tcpmuxd run as {} (uid {} gid {}) cannot start {:?}, which runs as {} (uid {} gid {}): run in.tcpmuxd as root, or give --as the user it runs as",
+                    server.name, server.uid, server.gid, service.name, creds.user, creds.uid, creds.gid
+                )));
+            }
             if !checked.contains(&service.program) {
                 launch::open_program(&service.program).map_err(|r| at_line(r.to_string()))?;
                 checked.insert(service.program);
@@ -35,12 +95,16 @@ pub fn run(path: &Path, required: bool) -> Exit {
     });
     match checked {
         Ok(table) => {
+            let mut err = std::io::stderr().lock();
+            for warning in warnings {
+                let _ = writeln!(err, "in.tcpmuxd: warning: {warning}");
+            }
             let mut out = std::io::stdout().lock();
-            let services = table.len();
             let _ = writeln!(
                 out,
-                "# {}: {services} services besides tcpmux",
-                path.display()
+                "# {}: {} besides tcpmux",
+                path.display(),
+                table.count()
             );
             let _ = write!(out, "{table}");
             Exit::Ok

@@ -13,6 +13,13 @@
 //! `hidden`, `allow=LIST` and `deny=LIST` (comma-separated addresses or CIDR
 //! blocks, IPv4 or IPv6, repeatable). The program is the first field that
 //! begins with `/`; the fields after it are its arguments.
+//!
+//! A line must do what it says, so forms that read as something they are
+//! not are refused: an option word after the program (it would be an
+//! argument, and an address rule would go unapplied), a field that begins
+//! with `#` inside a line (it would be an argument, not a comment), and
+//! inetd.conf's `tcpmux/name`. A `--` field just before the program passes
+//! the arguments as written.
 
 use std::fmt;
 
@@ -71,6 +78,23 @@ impl<'a> Iterator for Fields<'a> {
             self.at += 1;
         }
         Some(&self.line[start..self.at])
+    }
+}
+
+/// Why `word`, after the program, would not do what it seems to: an option
+/// word (any case) or a comment. Such arguments need `--` before the
+/// program; `table` prints it for them.
+pub fn misleading_argument(word: &str) -> Option<&'static str> {
+    let starts = |prefix: &str| {
+        word.len() >= prefix.len()
+            && word.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
+    };
+    if word.starts_with('#') {
+        Some("not a comment: a comment takes a whole line, starting with '#'")
+    } else if word.eq_ignore_ascii_case("hidden") || starts("allow=") || starts("deny=") {
+        Some("not an option: options go before the program")
+    } else {
+        None
     }
 }
 
@@ -138,11 +162,26 @@ fn parse_line<'a>(
         Some(rest) => (true, rest),
         None => (false, name_field),
     };
+    if let Some(rest) = strip_prefix_ignoring_case(name, "tcpmux/") {
+        let plus = if mux_replies || rest.starts_with('+') {
+            "+"
+        } else {
+            ""
+        };
+        let message = format!(
+            "{name_field:?} is inetd.conf's spelling; this table holds only TCPMUX services: write {:?}",
+            format!("{plus}{}", rest.trim_start_matches('+'))
+        );
+        return Err((column(line, name_field), message));
+    }
     check_name(name).map_err(|m| (column(line, name_field), m))?;
 
     let owner = fields
         .next()
         .ok_or_else(|| (end(), "missing the user to run the program as".to_owned()))?;
+    if owner.starts_with('#') {
+        return Err((column(line, owner), comment_inside(owner)));
+    }
     let (user, group) = match owner.split_once(':') {
         Some((user, group)) => (user, Some(group)),
         None => (owner, None),
@@ -157,6 +196,7 @@ fn parse_line<'a>(
 
     let mut rules = Rules::default();
     let mut hidden = false;
+    let mut as_written = false;
     let program = loop {
         let field = fields.next().ok_or_else(|| {
             (
@@ -166,6 +206,18 @@ fn parse_line<'a>(
         })?;
         if field.starts_with('/') {
             break field;
+        }
+        if as_written {
+            let message =
+                format!("{field:?} follows \"--\", where the program (an absolute path) must be");
+            return Err((column(line, field), message));
+        }
+        if field == "--" {
+            as_written = true;
+            continue;
+        }
+        if field.starts_with('#') {
+            return Err((column(line, field), comment_inside(field)));
         }
         match field.split_once('=') {
             None if field == "hidden" => hidden = true,
@@ -184,6 +236,18 @@ fn parse_line<'a>(
             }
         }
     };
+    // What would read as an option or a comment is refused, unless "--"
+    // said the arguments are as written.
+    if !as_written {
+        for field in fields {
+            if let Some(why) = misleading_argument(field) {
+                let message = format!(
+                    "{field:?} would be an argument of {program}, {why} (write -- before the program to pass it on)"
+                );
+                return Err((column(line, field), message));
+            }
+        }
+    }
     // The arguments are the rest of the line, split when a launch needs them.
     let after = program.as_ptr() as usize - line.as_ptr() as usize + program.len();
     let args = line[after..].trim_matches(|c: char| c.is_ascii_whitespace());
@@ -198,6 +262,19 @@ fn parse_line<'a>(
         args,
         line: number,
     })
+}
+
+/// `text` after `prefix`, compared without regard to ASCII case.
+fn strip_prefix_ignoring_case<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = text.as_bytes().get(..prefix.len())?;
+    // An ASCII prefix matched, so the rest starts on a character boundary.
+    head.eq_ignore_ascii_case(prefix.as_bytes())
+        .then(|| &text[prefix.len()..])
+}
+
+/// The refusal of a field that begins with `#` before the program.
+fn comment_inside(field: &str) -> String {
+    format!("{field:?} is not a comment: a comment takes a whole line, starting with '#'")
 }
 
 /// A service name must be one a client can send, and not a reserved one.
@@ -373,6 +450,80 @@ mod tests {
             "t.conf:1:1: service names are at most 256 bytes"
         );
         assert!(parse("t", &format!("{} nobody /bin/a", "n".repeat(256))).is_ok());
+    }
+
+    #[test]
+    fn lines_that_would_not_do_what_they_say_are_refused() {
+        let cases = [
+            (
+                "+echo nobody /bin/cat allow=127.0.0.1",
+                "t.conf:1:23: \"allow=127.0.0.1\" would be an argument of /bin/cat, not an option: options go before the program (write -- before the program to pass it on)",
+            ),
+            (
+                "+echo nobody /bin/cat -u DENY=::1",
+                "t.conf:1:26: \"DENY=::1\" would be an argument of /bin/cat, not an option: options go before the program (write -- before the program to pass it on)",
+            ),
+            (
+                "+echo nobody /bin/cat hidden",
+                "t.conf:1:23: \"hidden\" would be an argument of /bin/cat, not an option: options go before the program (write -- before the program to pass it on)",
+            ),
+            (
+                "+echo nobody /bin/cat # comment",
+                "t.conf:1:23: \"#\" would be an argument of /bin/cat, not a comment: a comment takes a whole line, starting with '#' (write -- before the program to pass it on)",
+            ),
+            (
+                "+echo nobody /bin/cat #comment",
+                "t.conf:1:23: \"#comment\" would be an argument of /bin/cat, not a comment: a comment takes a whole line, starting with '#' (write -- before the program to pass it on)",
+            ),
+            (
+                "+echo nobody #no /bin/cat",
+                "t.conf:1:14: \"#no\" is not a comment: a comment takes a whole line, starting with '#'",
+            ),
+            (
+                "+echo #nobody /bin/cat",
+                "t.conf:1:7: \"#nobody\" is not a comment: a comment takes a whole line, starting with '#'",
+            ),
+            (
+                "tcpmux/+echo nobody /bin/cat",
+                "t.conf:1:1: \"tcpmux/+echo\" is inetd.conf's spelling; this table holds only TCPMUX services: write \"+echo\"",
+            ),
+            (
+                "TCPMUX/echo nobody /bin/cat",
+                "t.conf:1:1: \"TCPMUX/echo\" is inetd.conf's spelling; this table holds only TCPMUX services: write \"echo\"",
+            ),
+            (
+                "+tcpmux/echo nobody /bin/cat",
+                "t.conf:1:1: \"+tcpmux/echo\" is inetd.conf's spelling; this table holds only TCPMUX services: write \"+echo\"",
+            ),
+            (
+                "+echo nobody -- hidden /bin/cat",
+                "t.conf:1:17: \"hidden\" follows \"--\", where the program (an absolute path) must be",
+            ),
+        ];
+        for (text, message) in cases {
+            assert_eq!(err(text), message, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn dashes_before_the_program_pass_its_arguments_as_written() {
+        let table = ok("+echo nobody allow=::1 -- /bin/echo hidden allow=x # not-a-comment\n");
+        let s = &table.services()[0];
+        assert_eq!(s.args, ["hidden", "allow=x", "#", "not-a-comment"]);
+        assert_eq!(s.rules.allow.len(), 1);
+        assert_eq!(
+            table.to_string(),
+            "+echo\tnobody\tallow=::1\t--\t/bin/echo hidden allow=x # not-a-comment\n"
+        );
+        assert_eq!(ok(&table.to_string()), table);
+        // Plain arguments need no "--", and it is not printed for them.
+        let table = ok("a nobody -- /bin/a -x a#b --hidden allow\n");
+        assert_eq!(
+            table.to_string(),
+            "a\tnobody\t/bin/a -x a#b --hidden allow\n"
+        );
+        // A '#' inside a name is part of it.
+        assert_eq!(ok("a#b nobody /bin/a").services()[0].name, "a#b");
     }
 
     #[test]

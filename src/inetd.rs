@@ -1,12 +1,16 @@
 //! Inetd mode: the super-server has accepted the connection and put it on
 //! file descriptors 0, 1 and 2. One conversation, one log line, then exit or
-//! hand the connection to the chosen service.
+//! hand the connection to the chosen service. After a `-` line the
+//! connection is half-closed and drained (see `close`) before the exit, so
+//! that the line is not lost to a reset; this process is the last user of
+//! the connection, whose bytes no service will read.
 
 use std::io::{self, Write};
 use std::os::fd::AsFd;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use crate::close;
 use crate::exit::Exit;
 use crate::launch;
 use crate::load;
@@ -36,6 +40,7 @@ pub fn run(settings: &Settings) -> Exit {
             // A fresh connection takes a line at once; if not, no waiting.
             let _ = sink.send_now(protocol::UNAVAILABLE);
             log::error!("peer={peer} outcome=config-error ({e})");
+            close::after_refusal(stdin.as_fd(), Instant::now() + settings.timeout);
             return Exit::Config;
         }
     };
@@ -48,11 +53,21 @@ pub fn run(settings: &Settings) -> Exit {
         Ok(Report {
             outcome: Outcome::Launch { service },
             ..
-        }) => hand_over(&service, &peer, &mut conversation),
+        }) => {
+            // Back here only when the launch failed.
+            let exit = hand_over(&service, &peer, &mut conversation);
+            close::after_refusal(stdin.as_fd(), conversation.deadline());
+            exit
+        }
         result => {
             log::info!("{}", session::log_line(&peer, &result));
             match &result {
-                Ok(report) => report.outcome.exit(),
+                Ok(report) => {
+                    if report.outcome.refused() {
+                        close::after_refusal(stdin.as_fd(), conversation.deadline());
+                    }
+                    report.outcome.exit()
+                }
                 Err(_) => Exit::Io,
             }
         }

@@ -125,13 +125,19 @@ pub fn check_root_is_named(name: &str, uid: Uid) -> Result<(), String> {
 /// as that user and group and nothing need change.
 pub fn check_can_switch(creds: &Credentials) -> Result<(), String> {
     let (euid, egid) = (unistd::geteuid(), unistd::getegid());
-    if euid.is_root() || (creds.uid == euid && creds.gid == egid) {
+    if can_switch(euid, egid, creds) {
         return Ok(());
     }
     Err(format!(
         "the server runs as uid {euid} gid {egid}, not root, so it cannot run a service as {} (uid {} gid {})",
         creds.user, creds.uid, creds.gid
     ))
+}
+
+/// Whether a server running as `uid` and `gid` can start a service as
+/// `creds`: it is root, or it is that user and group already.
+pub fn can_switch(uid: Uid, gid: Gid, creds: &Credentials) -> bool {
+    uid.is_root() || (creds.uid == uid && creds.gid == gid)
 }
 
 /// The program's whole environment: a fixed PATH, the service's name, and

@@ -11,6 +11,7 @@
 pub mod access;
 pub mod check;
 pub mod client;
+pub mod close;
 pub mod config;
 pub mod exit;
 pub mod inetd;

@@ -8,6 +8,12 @@
 //! only async-signal-safe system calls before the exec (`sys::ExecPlan`),
 //! the same steps inetd mode runs in place. The connection's thread waits
 //! for that child, so none is left a zombie.
+//!
+//! After a `-` line the connection is half-closed and drained before it is
+//! closed, so that the line is not lost to a reset (see `close`): by the
+//! connection's thread, which keeps its place under the caps meanwhile and
+//! stops at the conversation's deadline, or for a busy reply by the accept
+//! loop itself, without waiting, [`close::MAX_DRAINING`] at a time.
 
 use std::collections::HashMap;
 use std::io::{self, Write};
@@ -18,7 +24,7 @@ use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::poll::{PollFd, PollFlags, poll};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, pthread_sigmask};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::socket::{
@@ -27,13 +33,14 @@ use nix::sys::socket::{
 };
 
 use crate::access::Cidr;
+use crate::close::{self, Draining};
 use crate::exit::Exit;
 use crate::inetd;
 use crate::launch;
 use crate::load;
 use crate::logging::Target;
 use crate::peer::Peer;
-use crate::session::{self, Conversation, FdSink, FdSource, Outcome, Report};
+use crate::session::{self, Conversation, FdSink, FdSource, Outcome, ReplySink, Report};
 use crate::sys;
 use crate::table::{Service, Table};
 
@@ -258,14 +265,16 @@ pub fn run(settings: Settings) -> Exit {
         ended: Condvar::new(),
         settings,
     });
-    let signal = accept_until_stopped(&shared, &listeners, &signal_fd);
+    let mut draining = Draining::default();
+    let signal = accept_until_stopped(&shared, &listeners, &signal_fd, &mut draining);
     // Connections already queued were accepted by the kernel for us: serve
     // them too rather than let the close reset them.
     for listener in &listeners {
-        accept_waiting(&shared, listener);
+        accept_waiting(&shared, listener, &mut draining);
     }
     drop(listeners);
     log::info!("{signal}: no new connections; finishing the handshakes under way");
+    draining.finish();
     finish_handshakes(&shared);
     Exit::Ok
 }
@@ -279,11 +288,13 @@ fn report_startup_error(target: Target, message: &str) {
     }
 }
 
-/// Serves until a signal to stop, which it returns.
+/// Serves until a signal to stop, which it returns. Busy connections are
+/// drained in the same loop, without waiting.
 fn accept_until_stopped(
     shared: &Arc<Shared>,
     listeners: &[TcpListener],
     signal_fd: &SignalFd,
+    draining: &mut Draining,
 ) -> Signal {
     loop {
         let mut fds: Vec<PollFd> = listeners
@@ -291,14 +302,17 @@ fn accept_until_stopped(
             .map(|l| PollFd::new(l.as_fd(), PollFlags::POLLIN))
             .collect();
         fds.push(PollFd::new(signal_fd.as_fd(), PollFlags::POLLIN));
-        if poll(&mut fds, PollTimeout::NONE).is_err() {
-            continue;
-        }
+        fds.extend(draining.fds());
+        let polled = poll(&mut fds, draining.timeout());
         let ready: Vec<bool> = fds
             .iter()
             .map(|f| f.revents().is_some_and(|r| !r.is_empty()))
             .collect();
         drop(fds);
+        draining.sweep();
+        if polled.is_err() {
+            continue;
+        }
         if ready[listeners.len()] {
             while let Ok(Some(info)) = signal_fd.read_signal() {
                 match Signal::try_from(info.ssi_signo as i32) {
@@ -309,16 +323,16 @@ fn accept_until_stopped(
             }
         }
         for (listener, _) in listeners.iter().zip(&ready).filter(|(_, r)| **r) {
-            accept_waiting(shared, listener);
+            accept_waiting(shared, listener, draining);
         }
     }
 }
 
 /// Admits every connection waiting on `listener`, without blocking.
-fn accept_waiting(shared: &Arc<Shared>, listener: &TcpListener) {
+fn accept_waiting(shared: &Arc<Shared>, listener: &TcpListener, draining: &mut Draining) {
     let _ = listener.set_nonblocking(true);
     while let Ok((stream, _)) = listener.accept() {
-        admit(shared, stream);
+        admit(shared, stream, draining);
     }
 }
 
@@ -327,10 +341,10 @@ fn reload(shared: &Shared) {
     let settings = &shared.settings;
     match load::load_for_this_process(&settings.config, settings.config_required) {
         Ok(table) => {
-            let services = table.len();
+            let services = table.count();
             *shared.table.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(table);
             log::info!(
-                "SIGHUP: table {} re-read, {services} services",
+                "SIGHUP: table {} re-read, {services}",
                 settings.config.display()
             );
         }
@@ -338,8 +352,9 @@ fn reload(shared: &Shared) {
     }
 }
 
-/// Applies the caps, then serves the connection on a thread of its own.
-fn admit(shared: &Arc<Shared>, stream: TcpStream) {
+/// Applies the caps, then serves the connection on a thread of its own. A
+/// connection over a cap gets the busy line and joins `draining`.
+fn admit(shared: &Arc<Shared>, stream: TcpStream, draining: &mut Draining) {
     let _ = stream.set_nonblocking(false);
     let peer = Peer::of(stream.as_fd());
     let settings = &shared.settings;
@@ -357,7 +372,9 @@ fn admit(shared: &Arc<Shared>, stream: TcpStream) {
         return;
     };
     let Some(slot) = Slot::take(shared, source) else {
-        let _ = (&stream).write_all(BUSY);
+        // A fresh connection takes a line at once; if not, no waiting.
+        let _ = FdSink::new(stream.as_fd()).send_now(BUSY);
+        draining.add(stream);
         log::warn!("peer={peer} outcome=busy");
         return;
     };
@@ -384,12 +401,15 @@ fn serve(shared: &Shared, stream: TcpStream, peer: Peer, slot: Slot) {
             ..
         }) => hand_over(&mut conversation, &stream, &peer, &service, slot),
         result => {
-            // The slot is free before the line that says the connection is
-            // over, but a stop still waits for that line (the handshake
-            // ends when the slot is dropped, after it).
-            let mut slot = slot;
-            slot.free_cap();
+            // Logged first, so that a client that has read its reply to
+            // the end finds the connection logged, as in inetd mode.
             log::info!("{}", session::log_line(&peer, &result));
+            // A refused connection keeps its place while it is drained,
+            // within its deadline; the slot is dropped after.
+            if matches!(&result, Ok(report) if report.outcome.refused()) {
+                close::after_refusal(stream.as_fd(), conversation.deadline());
+            }
+            drop(slot);
         }
     }
 }
@@ -398,8 +418,8 @@ fn serve(shared: &Shared, stream: TcpStream, peer: Peer, slot: Slot) {
 /// 0 to 2, and waits for it, so the slot is held while the service runs and
 /// the child is reaped. The checks, the lookups and the opening of the
 /// program happen here, in the listener, right before the fork.
-fn hand_over(
-    out: &mut impl Write,
+fn hand_over<S: session::ByteSource, W: ReplySink>(
+    out: &mut Conversation<S, W>,
     stream: &TcpStream,
     peer: &Peer,
     service: &Service,
@@ -407,10 +427,7 @@ fn hand_over(
 ) {
     let launch = match launch::ready(service, peer, out) {
         Ok(launch) => launch,
-        Err(failure) => {
-            slot.free_cap();
-            return inetd::launch_failed(service, peer, &failure, out);
-        }
+        Err(failure) => return launch_failed(out, stream, peer, service, slot, &failure),
     };
     match launch.plan.spawn(Some(stream.as_fd())) {
         Ok(pid) => {
@@ -420,14 +437,28 @@ fn hand_over(
             let _ = nix::sys::wait::waitpid(pid, None);
         }
         Err((step, e)) => {
-            slot.free_cap();
             let failure = launch::Failure {
                 error: launch::LaunchError::Step(step, e),
                 accepted: service.mux_replies,
             };
-            inetd::launch_failed(service, peer, &failure, out);
+            launch_failed(out, stream, peer, service, slot, &failure);
         }
     }
+}
+
+/// Tells the client and the log, then drains the connection holding its
+/// place, as for other refusals; the place is freed after.
+fn launch_failed<S: session::ByteSource, W: ReplySink>(
+    out: &mut Conversation<S, W>,
+    stream: &TcpStream,
+    peer: &Peer,
+    service: &Service,
+    slot: Slot,
+    failure: &launch::Failure,
+) {
+    inetd::launch_failed(service, peer, failure, out);
+    close::after_refusal(stream.as_fd(), out.deadline());
+    drop(slot);
 }
 
 /// After the listeners close: waits for the handshakes under way, each

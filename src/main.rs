@@ -21,6 +21,7 @@ struct Cli {
     syslog_socket: PathBuf,
     config: Option<PathBuf>,
     check: bool,
+    check_as: String,
     listen: Vec<SocketAddr>,
     systemd: bool,
     max_connections: u32,
@@ -107,6 +108,18 @@ fn command() -> Command {
                 .help("Check the service table and print it, then exit: 0 if it is good, 1 if not"),
         )
         .arg(
+            Arg::new("as")
+                .long("as")
+                .value_name("USER[:GROUP]")
+                .default_value(check::SHIPPED_USER)
+                .requires("check")
+                .help(
+                    "With --check: the user (and group) in.tcpmuxd runs as, to warn of \
+                     services it could not start; nobody, as the shipped inetd, xinetd \
+                     and systemd files run it, unless given",
+                ),
+        )
+        .arg(
             Arg::new("listen")
                 .long("listen")
                 .value_name("ADDR")
@@ -186,6 +199,9 @@ impl Cli {
             syslog_socket: m.remove_one("syslog-socket").unwrap_or_default(),
             config: m.remove_one("config"),
             check: m.get_flag("check"),
+            check_as: m
+                .remove_one("as")
+                .unwrap_or_else(|| check::SHIPPED_USER.to_owned()),
             listen: m
                 .remove_many("listen")
                 .map(Iterator::collect)
@@ -224,7 +240,7 @@ fn main() -> ExitCode {
         timeout: Duration::from_secs(cli.timeout),
     };
     if cli.check {
-        return check::run(&settings.config, settings.config_required).into();
+        return check::run(&settings.config, settings.config_required, &cli.check_as).into();
     }
     let listening = cli.systemd || !cli.listen.is_empty();
     let default_log = if !listening {

@@ -449,6 +449,21 @@ pub fn serve<S: ByteSource, W: ReplySink>(
 }
 
 impl Outcome {
+    /// Whether the conversation ended with a `-` line (for a timeout, with
+    /// the attempt at one): the connection is then closed by
+    /// [`close::after_refusal`](crate::close::after_refusal), so that no
+    /// reset overtakes the line.
+    pub fn refused(&self) -> bool {
+        matches!(
+            self,
+            Outcome::Unknown { .. }
+                | Outcome::Denied { .. }
+                | Outcome::BadLine { .. }
+                | Outcome::TooManyMux { .. }
+                | Outcome::TimedOut { .. }
+        )
+    }
+
     /// The exit status that tells how a conversation ended.
     pub fn exit(&self) -> Exit {
         match self {

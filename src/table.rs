@@ -211,6 +211,14 @@ impl Table {
         self.index.entries.is_empty()
     }
 
+    /// How many services, in words: "1 service", "2 services".
+    pub fn count(&self) -> String {
+        match self.len() {
+            1 => "1 service".to_owned(),
+            n => format!("{n} services"),
+        }
+    }
+
     /// Every service, in the table's order, for `--check` and tests:
     /// connections build only the one they ask for.
     pub fn services(&self) -> Vec<Service> {
@@ -328,6 +336,14 @@ impl fmt::Display for Service {
                 let items: Vec<String> = list.iter().map(|c| c.to_string()).collect();
                 write!(f, "\t{key}={}", items.join(","))?;
             }
+        }
+        // Arguments that would read as options or comments need "--".
+        if self
+            .args
+            .iter()
+            .any(|a| crate::config::misleading_argument(a).is_some())
+        {
+            f.write_str("\t--")?;
         }
         write!(f, "\t{}", self.program)?;
         for arg in &self.args {

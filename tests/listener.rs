@@ -159,7 +159,8 @@ fn sighup_rereads_the_table_and_keeps_the_old_one_if_broken() {
     assert_eq!(ask(server.v4, b"HELP\r\n"), b"tcpmux\r\none\r\n");
     table(&dir, "+two nobody /bin/true\n");
     server.signal(nix::sys::signal::Signal::SIGHUP);
-    server.expect_log("re-read, 1 services");
+    let line = server.expect_log("re-read, ");
+    assert!(line.ends_with("re-read, 1 service"), "{line}");
     assert_eq!(ask(server.v4, b"HELP\r\n"), b"tcpmux\r\ntwo\r\n");
     table(&dir, "+three nobody\n");
     server.signal(nix::sys::signal::Signal::SIGHUP);

@@ -82,7 +82,8 @@ fn a_syslog_that_stopped_reading_blocks_no_refusal_in_inetd_mode() {
     let hung = codes.iter().filter(|c| c.is_none()).count();
     assert_eq!(hung, 0, "{hung} of {CONNECTIONS} hung past {PATIENCE:?}");
     for (inetd, code) in inetds.iter_mut().zip(codes) {
-        inetd.server.shutdown(std::net::Shutdown::Write).unwrap();
+        // Half-closed by the binary's refusal already, perhaps closed.
+        let _ = inetd.server.shutdown(std::net::Shutdown::Write);
         let mut reply = Vec::new();
         inetd.client.read_to_end(&mut reply).unwrap();
         assert_eq!(
