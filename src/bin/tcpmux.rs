@@ -4,9 +4,9 @@
 
 #![forbid(unsafe_code)]
 
-use std::io::Write;
+use std::io::{BufWriter, Write};
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use clap::{Arg, ArgAction, Command};
 use tcpmuxd::client;
@@ -53,14 +53,14 @@ fn command() -> Command {
                 .value_name("SECONDS")
                 .default_value("10")
                 .value_parser(clap::value_parser!(u64).range(1..=3600))
-                .help("Seconds to wait for the connection, and again for the reply"),
+                .help("One deadline, in seconds, for the connection and the reply line, or the whole list"),
         )
         .arg(
             Arg::new("list")
                 .short('l')
                 .long("list")
                 .action(ArgAction::SetTrue)
-                .help("Print the services the server lists for HELP, one per line"),
+                .help("Print the services the server lists for HELP, one per line, as they arrive"),
         )
         .arg(
             Arg::new("host")
@@ -108,8 +108,8 @@ Exit status:
   2  the command line is wrong
   3  the server refused (its explanation is on standard error)
   4  the server's reply was not a TCPMUX reply
-  5  no reply before the timeout
-  7  reading or writing failed while relaying";
+  5  no reply, or not the whole list, before the deadline
+  7  reading or writing failed while relaying, or in the middle of the list";
 
 fn main() -> ExitCode {
     tcpmuxd::sys::plain_host_lookups();
@@ -125,15 +125,14 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: &Cli) -> Result<(), client::Error> {
-    let timeout = Duration::from_secs(cli.timeout);
-    let stream = client::connect(&cli.host, cli.port, timeout)?;
+    // One deadline for the whole handshake: the connection, the request and
+    // the reply line, or the whole list.
+    let deadline = Instant::now() + Duration::from_secs(cli.timeout);
+    let stream = client::connect(&cli.host, cli.port, deadline)?;
     let Some(service) = &cli.service else {
-        let mut out = std::io::stdout().lock();
-        for name in client::list(&stream, timeout)? {
-            writeln!(out, "{name}")?;
-        }
-        return Ok(());
+        let mut out = BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
+        return client::list(&stream, deadline, &mut out);
     };
-    client::request(&stream, service, timeout)?;
+    client::request(&stream, service, deadline)?;
     client::relay(&stream, std::io::stdin(), &mut std::io::stdout().lock())
 }
