@@ -24,19 +24,6 @@ fn run_client(args: &[&str], input: Vec<u8>) -> (Vec<u8>, String, i32) {
     (out, String::from_utf8_lossy(&err).into_owned(), code)
 }
 
-/// Megabytes that are not text, the same on every run.
-fn binary_data(len: usize) -> Vec<u8> {
-    let mut x: u32 = 2463534242;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 17;
-            x ^= x << 5;
-            x as u8
-        })
-        .collect()
-}
-
 /// What the client must do against any server with an echo service.
 fn check_the_client(host: &str, port: u16) {
     let port = port.to_string();
@@ -44,7 +31,7 @@ fn check_the_client(host: &str, port: u16) {
         run_client(&["-p", &port, "--list", host], vec![]),
         (b"tcpmux\necho\n".to_vec(), String::new(), 0)
     );
-    let data = binary_data(3 << 20);
+    let data = common::binary_data(3 << 20);
     let (out, err, code) = run_client(&["-p", &port, host, "echo"], data.clone());
     assert_eq!((err.as_str(), code), ("", 0));
     assert!(
@@ -307,4 +294,51 @@ fn one_deadline_covers_the_whole_handshake() {
         );
         fake.join().unwrap();
     }
+}
+
+#[test]
+fn service_by_flag_or_environment_ignores_a_proxy_callers_port() {
+    // git runs GIT_PROXY_COMMAND as `COMMAND HOST PORT`, PORT being 9418.
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)]);
+    let cases: [Case; 3] = [
+        (&["-s", "svc", "127.0.0.1", "9418"], &[]),
+        (&["--service", "svc", "127.0.0.1"], &[]),
+        (&["127.0.0.1", "9418"], &[("TCPMUX_PROXY_SERVICE", "svc")]),
+    ];
+    for (args, env) in cases {
+        let (port, fake) = fake_server(|mut conn| {
+            let mut name = [0u8; 5];
+            conn.read_exact(&mut name).unwrap();
+            conn.write_all(b"+\r\nhello").unwrap();
+            name
+        });
+        let out = Command::new(client())
+            .args(args)
+            .envs(env.iter().copied())
+            .env("TCPMUX_PORT", &port)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(fake.join().unwrap(), *b"svc\r\n", "{args:?}");
+        assert_eq!(
+            (out.stdout, out.status.code()),
+            (b"hello".to_vec(), Some(0))
+        );
+    }
+    // What is not a port there is a mistake, and so is -s with --list.
+    for args in [
+        &["-s", "svc", "127.0.0.1", "echo"][..],
+        &["-l", "-s", "svc", "127.0.0.1"],
+    ] {
+        let (out, err, code) = run_client(args, vec![]);
+        assert_eq!((out, code), (vec![], 2), "{err}");
+    }
+    let (out, err, code) = run_client(&["-s", "svc", "127.0.0.1", "echo"], vec![]);
+    assert_eq!((out, code), (vec![], 2));
+    assert!(
+        err.starts_with(
+            "error: with --service svc, the operand after HOST is a port, ignored, not \"echo\"\n"
+        ),
+        "{err}"
+    );
 }
