@@ -62,7 +62,7 @@ fn every_long_flag_is_in_the_manual_pages() {
     check_flags_in_page(
         &client,
         "etc/man/tcpmux.1",
-        &["--list", "--port", "--timeout"],
+        &["--list", "--port", "--timeout", "--service"],
     );
 }
 

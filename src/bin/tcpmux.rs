@@ -1,14 +1,18 @@
 //! The `tcpmux` command: a TCPMUX client. `tcpmux HOST SERVICE` connects
 //! the service to standard input and output, so it can be ssh's
-//! ProxyCommand; `tcpmux --list HOST` prints the services.
+//! ProxyCommand or rsync's RSYNC_CONNECT_PROG; `tcpmux -s SERVICE HOST
+//! PORT` is the same for a proxy command run as `COMMAND HOST PORT`, as
+//! git runs GIT_PROXY_COMMAND; `tcpmux --list HOST` prints the services.
 
 #![forbid(unsafe_code)]
 
-use std::io::Write;
+use std::io::{BufWriter, Write};
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use clap::{Arg, ArgAction, Command};
+use clap::error::ErrorKind;
+use clap::parser::ValueSource;
+use clap::{Arg, ArgAction, ArgMatches, Command};
 use tcpmuxd::client;
 
 /// The command line, parsed.
@@ -27,7 +31,18 @@ Connects to HOST, asks for SERVICE and, when the server accepts with a \"+\"
 line, relays standard input to the service and the service to standard
 output until the server closes. At the end of standard input the sending
 side is shut, so the service still sees EOF and may answer. A \"-\" line is
-printed on standard error.";
+printed on standard error.
+
+With --service, the operands are HOST and a PORT that is ignored: the form
+of a proxy command run as COMMAND HOST PORT, such as git's
+GIT_PROXY_COMMAND, which takes no arguments of its own:
+
+  GIT_PROXY_COMMAND=tcpmux TCPMUX_PROXY_SERVICE=git git clone git://HOST/REPO";
+
+const USAGE: &str = "\
+tcpmux [-p PORT] [-t SECONDS] HOST SERVICE
+       tcpmux -s SERVICE [-p PORT] [-t SECONDS] HOST [PORT]
+       tcpmux -l [-p PORT] [-t SECONDS] HOST";
 
 /// The grammar, with clap's builder: the binary is linked statically, and a
 /// derive macro cannot be built for a static target.
@@ -36,12 +51,14 @@ fn command() -> Command {
         .version(env!("CARGO_PKG_VERSION"))
         .about("Reach a service through a TCPMUX server (RFC 1078)")
         .long_about(LONG_ABOUT)
+        .override_usage(USAGE)
         .after_help(EXIT_STATUS)
         .arg(
             Arg::new("port")
                 .short('p')
                 .long("port")
                 .value_name("PORT")
+                .env("TCPMUX_PORT")
                 .default_value("1")
                 .value_parser(clap::value_parser!(u16).range(1..))
                 .help("The server's port"),
@@ -53,14 +70,23 @@ fn command() -> Command {
                 .value_name("SECONDS")
                 .default_value("10")
                 .value_parser(clap::value_parser!(u64).range(1..=3600))
-                .help("Seconds to wait for the connection, and again for the reply"),
+                .help("One deadline, in seconds, for the connection and the reply line, or the whole list"),
         )
         .arg(
             Arg::new("list")
                 .short('l')
                 .long("list")
                 .action(ArgAction::SetTrue)
-                .help("Print the services the server lists for HELP, one per line"),
+                .help("Print the services the server lists for HELP, one per line, as they arrive"),
+        )
+        .arg(
+            Arg::new("proxy-service")
+                .short('s')
+                .long("service")
+                .value_name("SERVICE")
+                .env("TCPMUX_PROXY_SERVICE")
+                .value_parser(service_name)
+                .help("Ask for SERVICE; the operand after HOST is then a port, ignored"),
         )
         .arg(
             Arg::new("host")
@@ -71,10 +97,8 @@ fn command() -> Command {
         .arg(
             Arg::new("service")
                 .value_name("SERVICE")
-                .required_unless_present("list")
-                .conflicts_with("list")
-                .value_parser(service_name)
-                .help("The service to ask for (not with --list)"),
+                .required_unless_present_any(["list", "proxy-service"])
+                .help("The service to ask for (with --service, a port, ignored; not with --list)"),
         )
 }
 
@@ -90,13 +114,59 @@ fn service_name(name: &str) -> Result<String, String> {
 impl Cli {
     fn parse() -> Cli {
         let mut m = command().get_matches();
+        let from_command_line =
+            |m: &ArgMatches, id: &str| m.value_source(id) == Some(ValueSource::CommandLine);
+        let fail = |kind, message: String| -> ! { command().error(kind, message).exit() };
+        let list = m.get_flag("list");
+        // --list asks for HELP whatever TCPMUX_PROXY_SERVICE says; -s on
+        // the command line with it is a mistake.
+        if list && from_command_line(&m, "proxy-service") {
+            fail(
+                ErrorKind::ArgumentConflict,
+                "--list and --service ask for different things".to_owned(),
+            );
+        }
+        let operand: Option<String> = m.remove_one("service");
+        let proxy: Option<String> = m.remove_one("proxy-service");
+        let service = if list {
+            if let Some(operand) = operand {
+                fail(
+                    ErrorKind::ArgumentConflict,
+                    format!("--list takes no SERVICE, not {operand:?}"),
+                );
+            }
+            None
+        } else if let Some(proxy) = proxy {
+            // The proxy caller's port: for the service's own port, not the
+            // TCPMUX server's, so it is checked and dropped.
+            if let Some(port) = operand
+                && port.parse::<u16>().is_err()
+            {
+                fail(
+                    ErrorKind::ValueValidation,
+                    format!(
+                        "with --service {proxy}, the operand after HOST is a port, ignored, not {port:?}"
+                    ),
+                );
+            }
+            Some(proxy)
+        } else {
+            let operand = operand.unwrap_or_default();
+            match service_name(&operand) {
+                Ok(name) => Some(name),
+                Err(why) => fail(
+                    ErrorKind::ValueValidation,
+                    format!("invalid SERVICE {operand:?}: {why}"),
+                ),
+            }
+        };
         Cli {
             // Each of these has a default or is required; the fallbacks
             // are never used.
             port: m.remove_one("port").unwrap_or(1),
             timeout: m.remove_one("timeout").unwrap_or(10),
             host: m.remove_one("host").unwrap_or_default(),
-            service: m.remove_one("service"),
+            service,
         }
     }
 }
@@ -108,8 +178,8 @@ Exit status:
   2  the command line is wrong
   3  the server refused (its explanation is on standard error)
   4  the server's reply was not a TCPMUX reply
-  5  no reply before the timeout
-  7  reading or writing failed while relaying";
+  5  no reply, or not the whole list, before the deadline
+  7  reading or writing failed while relaying, or in the middle of the list";
 
 fn main() -> ExitCode {
     tcpmuxd::sys::plain_host_lookups();
@@ -125,15 +195,14 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: &Cli) -> Result<(), client::Error> {
-    let timeout = Duration::from_secs(cli.timeout);
-    let stream = client::connect(&cli.host, cli.port, timeout)?;
+    // One deadline for the whole handshake: the connection, the request and
+    // the reply line, or the whole list.
+    let deadline = Instant::now() + Duration::from_secs(cli.timeout);
+    let stream = client::connect(&cli.host, cli.port, deadline)?;
     let Some(service) = &cli.service else {
-        let mut out = std::io::stdout().lock();
-        for name in client::list(&stream, timeout)? {
-            writeln!(out, "{name}")?;
-        }
-        return Ok(());
+        let mut out = BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
+        return client::list(&stream, deadline, &mut out);
     };
-    client::request(&stream, service, timeout)?;
+    client::request(&stream, service, deadline)?;
     client::relay(&stream, std::io::stdin(), &mut std::io::stdout().lock())
 }

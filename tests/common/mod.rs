@@ -471,3 +471,15 @@ pub fn zombie_children(pid: u32) -> usize {
     }
     zombies
 }
+/// Megabytes that are not text, the same on every run.
+pub fn binary_data(len: usize) -> Vec<u8> {
+    let mut x: u32 = 2463534242;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect()
+}
