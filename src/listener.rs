@@ -31,7 +31,7 @@ use crate::exit::Exit;
 use crate::inetd;
 use crate::launch;
 use crate::load;
-use crate::logging::Target;
+use crate::logging::{self, Target};
 use crate::peer::Peer;
 use crate::session::{self, Conversation, FdSink, FdSource, Outcome, Report};
 use crate::sys;
@@ -262,10 +262,11 @@ pub fn run(settings: Settings) -> Exit {
 }
 
 /// A start-up failure goes to the log and, when the log is elsewhere, to
-/// standard error for the person who started the listener.
+/// standard error for the person who started the listener, unless standard
+/// error is a client's connection.
 fn report_startup_error(target: Target, message: &str) {
     log::error!("{message}");
-    if target != Target::Stderr {
+    if target != Target::Stderr && !logging::stderr_is_the_connection() {
         let _ = writeln!(io::stderr(), "in.tcpmuxd: {message}");
     }
 }

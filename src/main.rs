@@ -77,8 +77,9 @@ fn command() -> Command {
                 .value_name("TARGET")
                 .value_parser(Target::ALL.map(|(name, _)| name))
                 .help(
-                    "Where log lines go: syslog, stderr (never under inetd: stderr is the \
-                     client) or none. The default is syslog, or stderr with --listen",
+                    "Where log lines go: syslog, stderr or none. The default is syslog, or \
+                     stderr with --listen. Where stderr is the client's connection (under \
+                     inetd or xinetd) stderr means syslog, and the first line says so",
                 ),
         )
         .arg(
@@ -232,8 +233,7 @@ fn main() -> ExitCode {
     } else {
         Target::Stderr
     };
-    let log = cli.log.unwrap_or(default_log);
-    logging::init(log, &cli.syslog_socket);
+    let log = logging::init(cli.log.unwrap_or(default_log), &cli.syslog_socket);
     if !listening {
         return inetd::run(&settings).into();
     }

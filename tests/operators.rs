@@ -1,0 +1,79 @@
+//! No surprises for operators: what a person sees when the server is set up
+//! or started the wrong way, and what never reaches a client.
+
+mod common;
+
+use common::{Inetd, Syslog, TempDir};
+
+const FELL_BACK: &str =
+    "--log stderr: standard error is the client's connection; logging to syslog instead";
+
+/// `--log stderr` under inetd, where fd 2 is the connection: the client gets
+/// the reply and nothing else, and the log lines go to syslog, the first
+/// saying why.
+#[test]
+fn log_stderr_on_the_connection_goes_to_syslog_and_says_so_once() {
+    let syslog = Syslog::new();
+    let mut inetd = Inetd::spawn(&["--log", "stderr", "--syslog-socket", &syslog.path()]);
+    let pid = inetd.child.id();
+    let port = inetd.client.local_addr().unwrap().port();
+    inetd.send(b"HELP\r\n");
+    assert_eq!(inetd.finish(), (b"tcpmux\r\n".to_vec(), 0));
+    // Facility daemon (3): warning (4) is 28, info (6) is 30.
+    assert_eq!(
+        syslog
+            .line()
+            .split_once("in.tcpmuxd")
+            .map(|(p, rest)| (&p[..4], rest.to_owned())),
+        Some(("<28>", format!("[{pid}]: {FELL_BACK}")))
+    );
+    let line = syslog.line();
+    assert!(line.starts_with("<30>"), "{line}");
+    assert!(
+        line.ends_with(&format!(
+            "in.tcpmuxd[{pid}]: peer=127.0.0.1:{port} name=HELP outcome=help"
+        )),
+        "{line}"
+    );
+    assert_eq!(syslog.rest(), Vec::<String>::new());
+}
+
+/// The same with a launched service, whose log line names its user and
+/// program: the client sees the service's data and only that.
+#[test]
+fn a_launch_under_log_stderr_sends_the_client_only_the_service() {
+    if !common::root() {
+        return;
+    }
+    let dir = TempDir::new("fallback");
+    let table = common::table(&dir, "+echo nobody /bin/cat\n");
+    let syslog = Syslog::new();
+    let mut inetd = Inetd::spawn(&[
+        "--log",
+        "stderr",
+        "--syslog-socket",
+        &syslog.path(),
+        "-c",
+        &table,
+    ]);
+    inetd.send(b"echo\r\nping\r\n");
+    inetd.client.shutdown(std::net::Shutdown::Write).unwrap();
+    assert_eq!(inetd.finish(), (b"+Go\r\nping\r\n".to_vec(), 0));
+    assert!(syslog.line().ends_with(FELL_BACK));
+    let line = syslog.line();
+    assert!(
+        line.contains("name=echo outcome=launch user=nobody uid=65534 gid=65534 program=/bin/cat"),
+        "{line}"
+    );
+}
+
+/// Where standard error is not the connection (a pipe here, the journal
+/// under systemd), `--log stderr` is followed.
+#[test]
+fn log_stderr_elsewhere_is_followed() {
+    let (out, err, code) = common::run_piped(&["--log", "stderr"], b"HELP\r\n");
+    assert_eq!((out, code), (b"tcpmux\r\n".to_vec(), 0));
+    let err = String::from_utf8(err).unwrap();
+    assert!(err.ends_with(" name=HELP outcome=help\n"), "{err:?}");
+    assert!(!err.contains(FELL_BACK), "{err:?}");
+}
