@@ -2,7 +2,6 @@
 
 #![forbid(unsafe_code)]
 
-use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -252,17 +251,18 @@ fn main() -> ExitCode {
     .into()
 }
 
-/// Reports a bad command line. Under a super-server standard error is the
-/// client's socket, so the message goes to syslog, and to the terminal only
-/// when there is one. `--help` and `--version` are asked for by a person and
-/// print as usual.
+/// Reports a bad command line: to syslog, and to standard error unless that
+/// is the client's connection (under inetd or xinetd). A terminal, a file,
+/// a pipe or the journal gets it, so that a container with no syslog still
+/// shows what was wrong. `--help` and `--version` are asked for by a person
+/// and print as usual.
 fn usage_error(e: clap::Error) -> Exit {
     use clap::error::ErrorKind;
     if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
         let _ = e.print();
         return Exit::Ok;
     }
-    if std::io::stderr().is_terminal() {
+    if !logging::stderr_is_the_connection() {
         let _ = e.print();
     }
     logging::init(Target::Syslog, &syslog_socket_argument());

@@ -77,3 +77,32 @@ fn log_stderr_elsewhere_is_followed() {
     assert!(err.ends_with(" name=HELP outcome=help\n"), "{err:?}");
     assert!(!err.contains(FELL_BACK), "{err:?}");
 }
+
+/// A wrong command line with standard error in a file, as in a container
+/// with no terminal and no /dev/log: the error is in the file.
+#[test]
+fn an_argument_error_goes_to_a_stderr_that_is_not_the_connection() {
+    let dir = TempDir::new("usage");
+    let err_path = dir.path().join("err");
+    let status = std::process::Command::new(common::binary())
+        .args(["--syslog-socket", "/nonexistent/log"])
+        .args(["--listen", "localhost:23133"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&err_path).unwrap())
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(2));
+    let expected = "error: invalid value 'localhost:23133' for '--listen <ADDR>': \
+                    \"localhost:23133\" is not an address: use 127.0.0.1, 127.0.0.1:1, \
+                    ::1 or [::1]:1\n\nFor more information, try '--help'.\n";
+    assert_eq!(std::fs::read_to_string(&err_path).unwrap(), expected);
+    // A pipe, the journal's way, gets it too.
+    let (out, err, code) = common::run_piped(&["--timeout", "0"], b"");
+    assert_eq!((out, code), (Vec::new(), 2));
+    let err = String::from_utf8(err).unwrap();
+    assert!(
+        err.starts_with("error: invalid value '0' for '--timeout <SECONDS>'"),
+        "{err:?}"
+    );
+}
