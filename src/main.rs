@@ -71,7 +71,6 @@ fn command() -> Command {
         )
         .arg(
             Arg::new("log")
-                .short('l')
                 .long("log")
                 .value_name("TARGET")
                 .value_parser(Target::ALL.map(|(name, _)| name))
@@ -80,6 +79,17 @@ fn command() -> Command {
                      stderr with --listen. Where stderr is the client's connection (under \
                      inetd or xinetd) stderr means syslog, and the first line says so",
                 ),
+        )
+        .arg(
+            // No -l: it would mean --log here and --list in tcpmux, and a
+            // sysadmin who types -l ADDR means --listen. Refused by name.
+            Arg::new("no-short-l")
+                .short('l')
+                .hide(true)
+                .value_name("ADDR|TARGET")
+                .num_args(0..=1)
+                .default_missing_value("")
+                .value_parser(no_short_l),
         )
         .arg(
             Arg::new("syslog-socket")
@@ -171,6 +181,11 @@ fn command() -> Command {
                      128, are one source for --max-per-source; 64 is what one host usually has",
                 ),
         )
+}
+
+/// The refusal of `-l`, which says what to type instead.
+fn no_short_l(_: &str) -> Result<String, String> {
+    Err("in.tcpmuxd has no -l; use --listen ADDR to listen, or --log TARGET for the log".to_owned())
 }
 
 impl Cli {

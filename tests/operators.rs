@@ -106,3 +106,35 @@ fn an_argument_error_goes_to_a_stderr_that_is_not_the_connection() {
         "{err:?}"
     );
 }
+
+/// `-l` means `--list` to the client; the server has no `-l`, and says what
+/// a person who typed it may have meant.
+#[test]
+fn the_server_has_no_short_l_and_names_the_long_flags() {
+    let refusal = |value: &str| {
+        format!(
+            "error: invalid value '{value}' for '-l [<ADDR|TARGET>]': in.tcpmuxd has no -l; \
+             use --listen ADDR to listen, or --log TARGET for the log\n\n\
+             For more information, try '--help'.\n"
+        )
+    };
+    for (args, value) in [
+        (&["-l", "127.0.0.1:23133"][..], "127.0.0.1:23133"),
+        (&["-l", "stderr"][..], "stderr"),
+        (&["-l"][..], ""),
+    ] {
+        let (out, err, code) = common::run_piped(args, b"HELP\r\n");
+        assert_eq!(
+            (
+                String::from_utf8(out).unwrap(),
+                String::from_utf8(err).unwrap(),
+                code
+            ),
+            (String::new(), refusal(value), 2),
+            "{args:?}"
+        );
+    }
+    let (help, _, _) = common::run_piped(&["--help"], b"");
+    let help = String::from_utf8(help).unwrap();
+    assert!(!help.contains("-l,") && !help.contains("-l "), "{help}");
+}
