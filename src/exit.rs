@@ -11,7 +11,8 @@ pub enum Exit {
     Ok = 0,
     /// The service table is unreadable or invalid.
     Config = 1,
-    /// The command line is wrong.
+    /// The command line is wrong, or standard input is a listening socket
+    /// (socket activation without `Accept=yes`, and no `--systemd`).
     Usage = 2,
     /// The name is unknown, or not for this peer.
     Refused = 3,

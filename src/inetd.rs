@@ -7,9 +7,12 @@ use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use nix::sys::socket::{getsockopt, sockopt};
+
 use crate::exit::Exit;
 use crate::launch;
 use crate::load;
+use crate::logging::{self, Target};
 use crate::peer::Peer;
 use crate::protocol;
 use crate::session::{self, Conversation, FdSink, FdSource, Outcome, ReplySink, Report};
@@ -22,12 +25,28 @@ pub struct Settings {
     pub config: PathBuf,
     pub config_required: bool,
     pub timeout: Duration,
+    /// Where the log goes, so that a start-up error also reaches a person.
+    pub log: Target,
 }
+
+/// What is logged when standard input is a listening socket.
+pub const LISTENING_SOCKET: &str = "standard input is a listening socket, not a connection: \
+     for a process per connection set Accept=yes in the .socket unit \
+     (systemd-socket-activate: -a); for one listener on systemd's sockets \
+     run in.tcpmuxd --systemd";
 
 /// Serves the connection on standard input and output.
 pub fn run(settings: &Settings) -> Exit {
     let stdin = io::stdin();
     let stdout = io::stdout();
+    // systemd without Accept=yes, or systemd-socket-activate without -a,
+    // hands over the listening socket itself; reading it would only fail
+    // with "not connected".
+    let listening = getsockopt(&stdin.as_fd(), sockopt::AcceptConn);
+    if listening == Ok(true) {
+        logging::startup_error(settings.log, LISTENING_SOCKET);
+        return Exit::Usage;
+    }
     let peer = Peer::of(stdin.as_fd());
     let mut sink = FdSink::new(stdout.as_fd());
     let table = match load::load_for_this_process(&settings.config, settings.config_required) {

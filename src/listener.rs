@@ -10,7 +10,7 @@
 //! for that child, so none is left a zombie.
 
 use std::collections::HashMap;
-use std::io::{self, Write};
+use std::io::Write;
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
@@ -194,7 +194,7 @@ pub fn run(settings: Settings) -> Exit {
     let table = match load::load_for_this_process(&settings.config, settings.config_required) {
         Ok(table) => table,
         Err(e) => {
-            report_startup_error(settings.log, &format!("{e}"));
+            logging::startup_error(settings.log, &format!("{e}"));
             return Exit::Config;
         }
     };
@@ -203,7 +203,7 @@ pub fn run(settings: Settings) -> Exit {
         match sys::systemd_listeners() {
             Ok(adopted) => listeners = adopted,
             Err(e) => {
-                report_startup_error(settings.log, &e);
+                logging::startup_error(settings.log, &e);
                 return Exit::Listen;
             }
         }
@@ -212,7 +212,7 @@ pub fn run(settings: Settings) -> Exit {
         match bind_listener(addr) {
             Ok(listener) => listeners.push(listener),
             Err(e) => {
-                report_startup_error(
+                logging::startup_error(
                     settings.log,
                     &format!("cannot listen on {addr}: {}", e.desc()),
                 );
@@ -231,7 +231,7 @@ pub fn run(settings: Settings) -> Exit {
     let signal_fd = match signal_fd {
         Ok(fd) => fd,
         Err(e) => {
-            report_startup_error(
+            logging::startup_error(
                 settings.log,
                 &format!("cannot set up signals: {}", e.desc()),
             );
@@ -259,16 +259,6 @@ pub fn run(settings: Settings) -> Exit {
     log::info!("{signal}: no new connections; finishing the handshakes under way");
     finish_handshakes(&shared);
     Exit::Ok
-}
-
-/// A start-up failure goes to the log and, when the log is elsewhere, to
-/// standard error for the person who started the listener, unless standard
-/// error is a client's connection.
-fn report_startup_error(target: Target, message: &str) {
-    log::error!("{message}");
-    if target != Target::Stderr && !logging::stderr_is_the_connection() {
-        let _ = writeln!(io::stderr(), "in.tcpmuxd: {message}");
-    }
 }
 
 /// Serves until a signal to stop, which it returns.

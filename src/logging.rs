@@ -10,6 +10,7 @@
 
 use std::fmt::Display;
 use std::fs::{File, OpenOptions};
+use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -95,6 +96,16 @@ pub fn init(asked: Target, syslog_socket: &Path) -> Target {
         log::warn!("{FELL_BACK}");
     }
     target
+}
+
+/// A failure before any connection is served goes to the log and, when the
+/// log is elsewhere, to standard error for the person who started the
+/// server, unless standard error is a client's connection.
+pub fn startup_error(target: Target, message: &str) {
+    log::error!("{message}");
+    if target != Target::Stderr && !stderr_is_the_connection() {
+        let _ = writeln!(std::io::stderr(), "{IDENT}: {message}");
+    }
 }
 
 /// The line that says `--log stderr` was not followed.

@@ -218,7 +218,7 @@ const EXIT_STATUS: &str = "\
 Exit status:
   0  HELP answered, or the connection handed to a service
   1  the service table is unreadable or invalid
-  2  the command line is wrong
+  2  the command line is wrong, or standard input is a listening socket
   3  the name is unknown, or not for this client
   4  the request line broke a rule (bare CR or LF, control byte, ...)
   5  no whole line before the deadline
@@ -233,13 +233,10 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return usage_error(e).into(),
     };
-    let settings = inetd::Settings {
-        config_required: cli.config.is_some(),
-        config: cli.config.unwrap_or_else(|| load::DEFAULT_PATH.into()),
-        timeout: Duration::from_secs(cli.timeout),
-    };
+    let config_required = cli.config.is_some();
+    let config = cli.config.unwrap_or_else(|| load::DEFAULT_PATH.into());
     if cli.check {
-        return check::run(&settings.config, settings.config_required).into();
+        return check::run(&config, config_required).into();
     }
     let listening = cli.systemd || !cli.listen.is_empty();
     let default_log = if !listening {
@@ -248,6 +245,12 @@ fn main() -> ExitCode {
         Target::Stderr
     };
     let log = logging::init(cli.log.unwrap_or(default_log), &cli.syslog_socket);
+    let settings = inetd::Settings {
+        config,
+        config_required,
+        timeout: Duration::from_secs(cli.timeout),
+        log,
+    };
     if !listening {
         return inetd::run(&settings).into();
     }

@@ -138,3 +138,79 @@ fn the_server_has_no_short_l_and_names_the_long_flags() {
     let help = String::from_utf8(help).unwrap();
     assert!(!help.contains("-l,") && !help.contains("-l "), "{help}");
 }
+
+const LISTENING: &str = "standard input is a listening socket, not a connection: \
+     for a process per connection set Accept=yes in the .socket unit \
+     (systemd-socket-activate: -a); for one listener on systemd's sockets \
+     run in.tcpmuxd --systemd";
+
+/// A listening socket on standard input and output, as systemd passes it
+/// without `Accept=yes`: the log and standard error say what is wrong and
+/// name the two ways out; exit 2.
+#[test]
+fn a_listening_socket_on_stdin_names_systemd_and_accept_yes() {
+    use std::process::{Command, Stdio};
+    let syslog = Syslog::new();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let fd = || Stdio::from(std::os::fd::OwnedFd::from(listener.try_clone().unwrap()));
+    let child = Command::new(common::binary())
+        .args(["--syslog-socket", &syslog.path()])
+        .stdin(fd())
+        .stdout(fd())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        (String::from_utf8(out.stderr).unwrap(), out.status.code()),
+        (format!("in.tcpmuxd: {LISTENING}\n"), Some(2))
+    );
+    // Facility daemon (3), severity err (3): 27.
+    let line = syslog.line();
+    assert!(line.starts_with("<27>"), "{line}");
+    assert!(
+        line.ends_with(&format!("in.tcpmuxd[{pid}]: {LISTENING}")),
+        "{line}"
+    );
+    assert_eq!(syslog.rest(), Vec::<String>::new());
+}
+
+/// The report of the issue: `systemd-socket-activate --inetd` without `-a`
+/// runs the server on the listening socket at the first connection.
+#[test]
+fn socket_activation_without_accept_says_so_and_exits_2() {
+    use std::process::{Command, Stdio};
+    let activate = "/usr/bin/systemd-socket-activate";
+    if !common::present(activate) {
+        return;
+    }
+    let port = common::free_port();
+    let child = Command::new(activate)
+        .args(["--inetd", "-l", &format!("127.0.0.1:{port}")])
+        .arg(common::binary())
+        .args(["--syslog-socket", "/nonexistent/log"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The first connection starts the server; it stays in the queue.
+    let start = std::time::Instant::now();
+    let _first = loop {
+        match std::net::TcpStream::connect(("127.0.0.1", port)) {
+            Ok(stream) => break stream,
+            Err(_) if start.elapsed() < common::PATIENCE => {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            }
+            Err(e) => panic!("nothing listens on {port}: {e}"),
+        }
+    };
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.ends_with(&format!("in.tcpmuxd: {LISTENING}\n")),
+        "{err:?}"
+    );
+    assert_eq!(out.status.code(), Some(2));
+}
