@@ -2,7 +2,7 @@
 //! file descriptors 0, 1 and 2. One conversation, one log line, then exit or
 //! hand the connection to the chosen service.
 
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -35,6 +35,11 @@ pub const LISTENING_SOCKET: &str = "standard input is a listening socket, not a 
      (systemd-socket-activate: -a); for one listener on systemd's sockets \
      run in.tcpmuxd --systemd";
 
+/// What a person who runs in.tcpmuxd on a terminal is told first.
+pub const TERMINAL_HINT: &str = "in.tcpmuxd: reading a TCPMUX request from the terminal; \
+     end it with CR LF: type the name, Ctrl-V Ctrl-M, then Enter \
+     (or run: printf 'HELP\\r\\n' | in.tcpmuxd)";
+
 /// Serves the connection on standard input and output.
 pub fn run(settings: &Settings) -> Exit {
     let stdin = io::stdin();
@@ -58,6 +63,11 @@ pub fn run(settings: &Settings) -> Exit {
             return Exit::Config;
         }
     };
+    if stdin.is_terminal() && io::stderr().is_terminal() {
+        // A person typing: Enter ends a line with LF alone, which the
+        // protocol refuses. Say how to send CR LF; the rule stays.
+        let _ = writeln!(io::stderr(), "{TERMINAL_HINT}");
+    }
     let source = FdSource::new(stdin.as_fd());
     let mut conversation = Conversation::new(source, sink, settings.timeout);
     let result = session::serve(&mut conversation, &table, &peer);

@@ -214,3 +214,96 @@ fn socket_activation_without_accept_says_so_and_exits_2() {
     );
     assert_eq!(out.status.code(), Some(2));
 }
+
+const TERMINAL_HINT: &str = "in.tcpmuxd: reading a TCPMUX request from the terminal; \
+     end it with CR LF: type the name, Ctrl-V Ctrl-M, then Enter \
+     (or run: printf 'HELP\\r\\n' | in.tcpmuxd)";
+
+/// A pseudo-terminal without echo, so that what the master reads is what
+/// the program wrote: (master, the terminal's file).
+fn terminal() -> (nix::pty::PtyMaster, std::fs::File) {
+    use nix::fcntl::OFlag;
+    use nix::sys::termios::{LocalFlags, SetArg, tcgetattr, tcsetattr};
+    use std::os::unix::fs::OpenOptionsExt;
+    let master = nix::pty::posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY).unwrap();
+    nix::pty::grantpt(&master).unwrap();
+    nix::pty::unlockpt(&master).unwrap();
+    let name = nix::pty::ptsname_r(&master).unwrap();
+    let tty = std::fs::File::options()
+        .read(true)
+        .write(true)
+        .custom_flags(OFlag::O_NOCTTY.bits())
+        .open(name)
+        .unwrap();
+    let mut modes = tcgetattr(&tty).unwrap();
+    modes.local_flags.remove(LocalFlags::ECHO);
+    tcsetattr(&tty, SetArg::TCSANOW, &modes).unwrap();
+    (master, tty)
+}
+
+/// Runs the binary in inetd mode with a terminal on standard input, and on
+/// standard error too when `stderr_too`; returns the master, the child.
+fn on_terminal(stderr_too: bool) -> (nix::pty::PtyMaster, std::process::Child) {
+    use std::process::{Command, Stdio};
+    let (master, tty) = terminal();
+    let stderr = if stderr_too {
+        Stdio::from(tty.try_clone().unwrap())
+    } else {
+        Stdio::piped()
+    };
+    let child = Command::new(common::binary())
+        .args(["--log", "none", "-t", "5"])
+        .stdin(Stdio::from(tty))
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    (master, child)
+}
+
+/// What `master` reads up to and with the first line end, or to the end.
+fn first_line(master: &mut nix::pty::PtyMaster) -> String {
+    use std::io::Read;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 512];
+    while !got.ends_with(b"\n") {
+        match master.read(&mut buf) {
+            Ok(n) if n > 0 => got.extend_from_slice(&buf[..n]),
+            // EIO once the program closed the terminal.
+            _ => break,
+        }
+    }
+    String::from_utf8(got).unwrap()
+}
+
+/// Run by hand on a terminal, the server says first how to end a line with
+/// CR LF; typed that way, HELP is answered.
+#[test]
+fn on_a_terminal_it_says_how_to_type_cr_lf_and_that_works() {
+    use std::io::Write;
+    let (mut master, child) = on_terminal(true);
+    // The terminal turns the program's LF into CR LF (onlcr).
+    assert_eq!(first_line(&mut master), format!("{TERMINAL_HINT}\r\n"));
+    // As the hint says: the name, Ctrl-V Ctrl-M (a CR as typed), Enter.
+    master.write_all(b"HELP\x16\r\r").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        (out.stdout, out.status.code()),
+        (b"tcpmux\r\n".to_vec(), Some(0))
+    );
+}
+
+/// The protocol is not relaxed for a person: Enter alone is a bare LF. And
+/// with standard error elsewhere (a log file), there is no hint.
+#[test]
+fn on_a_terminal_enter_alone_is_still_a_bare_lf() {
+    use std::io::Write;
+    let (mut master, child) = on_terminal(false);
+    master.write_all(b"HELP\r").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let bare_lf = b"-Bad request: lines must end with CR LF, not a bare LF\r\n";
+    assert_eq!(
+        (out.stdout, out.stderr, out.status.code()),
+        (bare_lf.to_vec(), Vec::new(), Some(4))
+    );
+}
