@@ -28,6 +28,9 @@ pub enum Exit {
     Launch = 8,
     /// The listener could not bind or listen on an address.
     Listen = 9,
+    /// A second SIGTERM or SIGINT stopped the listener before the
+    /// handshakes under way had ended.
+    Stopped = 10,
 }
 
 impl Exit {
@@ -59,8 +62,9 @@ mod tests {
             Exit::Io,
             Exit::Launch,
             Exit::Listen,
+            Exit::Stopped,
         ];
         let codes: Vec<u8> = all.iter().map(|e| e.code()).collect();
-        assert_eq!(codes, (0..=9).collect::<Vec<u8>>());
+        assert_eq!(codes, (0..=10).collect::<Vec<u8>>());
     }
 }

@@ -101,6 +101,8 @@ struct Counts {
     total: usize,
     per_source: HashMap<Cidr, usize>,
     handshakes: usize,
+    /// A second SIGTERM or SIGINT while stopping: stop without waiting.
+    stop_now: Option<Signal>,
 }
 
 /// The source a connection counts against for `--max-per-source`: the block
@@ -256,9 +258,59 @@ pub fn run(settings: Settings) -> Exit {
         accept_waiting(&shared, listener);
     }
     drop(listeners);
-    log::info!("{signal}: no new connections; finishing the handshakes under way");
-    finish_handshakes(&shared);
-    Exit::Ok
+    let under_way = shared
+        .counts
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .handshakes;
+    let wait = shared.settings.timeout + Duration::from_secs(1);
+    if under_way == 0 {
+        log::info!("{signal}: no new connections; no handshake under way");
+        return Exit::Ok;
+    }
+    log::info!(
+        "{signal}: no new connections; waiting up to {} s for {} under way; \
+         send SIGINT or SIGTERM again to stop now",
+        wait.as_secs(),
+        handshakes(under_way)
+    );
+    let watched = Arc::clone(&shared);
+    let watcher = thread::Builder::new()
+        .name("signals".to_owned())
+        .spawn(move || watch_for_a_second_signal(&watched, &signal_fd));
+    if let Err(e) = watcher {
+        log::error!("no thread to watch for a second signal: {e}");
+    }
+    finish_handshakes(&shared, wait)
+}
+
+/// "1 handshake", "2 handshakes".
+fn handshakes(n: usize) -> String {
+    match n {
+        1 => "1 handshake".to_owned(),
+        n => format!("{n} handshakes"),
+    }
+}
+
+/// While the handshakes finish: a second SIGTERM or SIGINT tells the wait
+/// to stop now. SIGHUP re-reads nothing any more.
+fn watch_for_a_second_signal(shared: &Shared, signal_fd: &SignalFd) {
+    loop {
+        let mut fds = [PollFd::new(signal_fd.as_fd(), PollFlags::POLLIN)];
+        if poll(&mut fds, PollTimeout::NONE).is_err() {
+            continue;
+        }
+        while let Ok(Some(info)) = signal_fd.read_signal() {
+            if let Ok(signal @ (Signal::SIGTERM | Signal::SIGINT)) =
+                Signal::try_from(info.ssi_signo as i32)
+            {
+                let mut counts = shared.counts.lock().unwrap_or_else(|e| e.into_inner());
+                counts.stop_now = Some(signal);
+                shared.ended.notify_all();
+                return;
+            }
+        }
+    }
 }
 
 /// Serves until a signal to stop, which it returns.
@@ -413,11 +465,18 @@ fn hand_over(
 }
 
 /// After the listeners close: waits for the handshakes under way, each
-/// within its deadline, and no longer. Running services are left to run.
-fn finish_handshakes(shared: &Shared) {
-    let limit = Instant::now() + shared.settings.timeout + Duration::from_secs(1);
+/// within its deadline, and no longer than `wait`, or until a second
+/// signal, which cuts them off. Running services are left to run.
+fn finish_handshakes(shared: &Shared, wait: Duration) -> Exit {
+    let limit = Instant::now() + wait;
     let mut counts = shared.counts.lock().unwrap_or_else(|e| e.into_inner());
     while counts.handshakes > 0 {
+        if let Some(signal) = counts.stop_now {
+            let cut = handshakes(counts.handshakes);
+            drop(counts);
+            log::warn!("{signal} again: stopping now; {cut} cut off");
+            return Exit::Stopped;
+        }
         let left = limit.saturating_duration_since(Instant::now());
         if left.is_zero() {
             break;
@@ -427,6 +486,7 @@ fn finish_handshakes(shared: &Shared) {
             Err(e) => e.into_inner().0,
         };
     }
+    Exit::Ok
 }
 
 #[cfg(test)]

@@ -45,7 +45,9 @@ daemon) unless --log says otherwise.
 
 With --listen it is its own super-server: it accepts connections itself,
 answers HELP, tcpmux and refusals without starting a process, and logs to
-standard error. SIGHUP re-reads the table; SIGTERM and SIGINT stop it.";
+standard error. SIGHUP re-reads the table; SIGTERM and SIGINT stop it: no new
+connections, the handshakes under way finish (exit 0), and a second SIGTERM or
+SIGINT stops it at once (exit 10).";
 
 /// The command line's grammar. Built with clap's builder rather than its
 /// derive macro: a proc-macro cannot be built for a static target, and the
@@ -225,7 +227,9 @@ Exit status:
   6  the client closed before a whole line
   7  reading from or writing to the client failed
   8  the service could not be started
-  9  the listener could not listen on an address";
+  9  the listener could not listen on an address
+  10  a second SIGTERM or SIGINT stopped the listener before the handshakes
+      under way had ended";
 
 fn main() -> ExitCode {
     sys::local_accounts_only();

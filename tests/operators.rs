@@ -307,3 +307,50 @@ fn on_a_terminal_enter_alone_is_still_a_bare_lf() {
         (bare_lf.to_vec(), Vec::new(), Some(4))
     );
 }
+
+/// Ctrl-C on a listener with a client in its handshake says what it waits
+/// for; a second signal stops it at once, with exit 10, and the client's
+/// connection closes without a reply.
+#[test]
+fn a_second_signal_stops_the_listener_at_once() {
+    use nix::sys::signal::Signal;
+    use std::io::{Read, Write};
+    let (_dir, empty) = common::no_services();
+    let mut server = common::Listener::start(&["-t", "3600", "-c", &empty]);
+    let pid = server.child.id();
+    let mut silent = common::connect(server.v4);
+    // An answered tcpmux shows the connection is in its handshake.
+    silent.write_all(b"tcpmux\r\n").unwrap();
+    let mut ok = [0u8; 5];
+    silent.read_exact(&mut ok).unwrap();
+    assert_eq!(&ok, b"+OK\r\n");
+    server.signal(Signal::SIGINT);
+    assert_eq!(
+        server.expect_log("SIGINT"),
+        format!(
+            "in.tcpmuxd[{pid}]: SIGINT: no new connections; waiting up to 3601 s for \
+             1 handshake under way; send SIGINT or SIGTERM again to stop now"
+        )
+    );
+    server.signal(Signal::SIGTERM);
+    assert_eq!(
+        server.expect_log("SIGTERM"),
+        format!("in.tcpmuxd[{pid}]: SIGTERM again: stopping now; 1 handshake cut off")
+    );
+    assert_eq!(common::wait_for(&mut server.child).code(), Some(10));
+    assert_eq!(common::read_reply(&mut silent), b"");
+}
+
+/// With no handshake under way, one signal stops the listener at once.
+#[test]
+fn a_signal_with_no_handshake_under_way_says_so_and_exits_0() {
+    let (_dir, empty) = common::no_services();
+    let mut server = common::Listener::start(&["-c", &empty]);
+    let pid = server.child.id();
+    server.signal(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(
+        server.expect_log("SIGTERM"),
+        format!("in.tcpmuxd[{pid}]: SIGTERM: no new connections; no handshake under way")
+    );
+    assert_eq!(common::wait_for(&mut server.child).code(), Some(0));
+}
