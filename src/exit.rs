@@ -11,7 +11,8 @@ pub enum Exit {
     Ok = 0,
     /// The service table is unreadable or invalid.
     Config = 1,
-    /// The command line is wrong.
+    /// The command line is wrong, or standard input is a listening socket
+    /// (socket activation without `Accept=yes`, and no `--systemd`).
     Usage = 2,
     /// The name is unknown, or not for this peer.
     Refused = 3,
@@ -27,6 +28,9 @@ pub enum Exit {
     Launch = 8,
     /// The listener could not bind or listen on an address.
     Listen = 9,
+    /// A second SIGTERM or SIGINT stopped the listener before the
+    /// handshakes under way had ended.
+    Stopped = 10,
 }
 
 impl Exit {
@@ -58,8 +62,9 @@ mod tests {
             Exit::Io,
             Exit::Launch,
             Exit::Listen,
+            Exit::Stopped,
         ];
         let codes: Vec<u8> = all.iter().map(|e| e.code()).collect();
-        assert_eq!(codes, (0..=9).collect::<Vec<u8>>());
+        assert_eq!(codes, (0..=10).collect::<Vec<u8>>());
     }
 }

@@ -5,15 +5,18 @@
 //! that the line is not lost to a reset; this process is the last user of
 //! the connection, whose bytes no service will read.
 
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
+
+use nix::sys::socket::{getsockopt, sockopt};
 
 use crate::close;
 use crate::exit::Exit;
 use crate::launch;
 use crate::load;
+use crate::logging::{self, Target};
 use crate::peer::Peer;
 use crate::protocol;
 use crate::session::{self, Conversation, FdSink, FdSource, Outcome, ReplySink, Report};
@@ -26,12 +29,33 @@ pub struct Settings {
     pub config: PathBuf,
     pub config_required: bool,
     pub timeout: Duration,
+    /// Where the log goes, so that a start-up error also reaches a person.
+    pub log: Target,
 }
+
+/// What is logged when standard input is a listening socket.
+pub const LISTENING_SOCKET: &str = "standard input is a listening socket, not a connection: \
+     for a process per connection set Accept=yes in the .socket unit \
+     (systemd-socket-activate: -a); for one listener on systemd's sockets \
+     run in.tcpmuxd --systemd";
+
+/// What a person who runs in.tcpmuxd on a terminal is told first.
+pub const TERMINAL_HINT: &str = "in.tcpmuxd: reading a TCPMUX request from the terminal; \
+     end it with CR LF: type the name, Ctrl-V Ctrl-M, then Enter \
+     (or run: printf 'HELP\\r\\n' | in.tcpmuxd)";
 
 /// Serves the connection on standard input and output.
 pub fn run(settings: &Settings) -> Exit {
     let stdin = io::stdin();
     let stdout = io::stdout();
+    // systemd without Accept=yes, or systemd-socket-activate without -a,
+    // hands over the listening socket itself; reading it would only fail
+    // with "not connected".
+    let listening = getsockopt(&stdin.as_fd(), sockopt::AcceptConn);
+    if listening == Ok(true) {
+        logging::startup_error(settings.log, LISTENING_SOCKET);
+        return Exit::Usage;
+    }
     let peer = Peer::of(stdin.as_fd());
     let mut sink = FdSink::new(stdout.as_fd());
     let table = match load::load_for_this_process(&settings.config, settings.config_required) {
@@ -44,6 +68,11 @@ pub fn run(settings: &Settings) -> Exit {
             return Exit::Config;
         }
     };
+    if stdin.is_terminal() && io::stderr().is_terminal() {
+        // A person typing: Enter ends a line with LF alone, which the
+        // protocol refuses. Say how to send CR LF; the rule stays.
+        let _ = writeln!(io::stderr(), "{TERMINAL_HINT}");
+    }
     let source = FdSource::new(stdin.as_fd());
     let mut conversation = Conversation::new(source, sink, settings.timeout);
     let result = session::serve(&mut conversation, &table, &peer);

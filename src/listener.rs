@@ -16,7 +16,6 @@
 //! loop itself, without waiting, [`close::MAX_DRAINING`] at a time.
 
 use std::collections::HashMap;
-use std::io::{self, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::PathBuf;
@@ -24,7 +23,7 @@ use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use nix::poll::{PollFd, PollFlags, poll};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, pthread_sigmask};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::socket::{
@@ -38,7 +37,7 @@ use crate::exit::Exit;
 use crate::inetd;
 use crate::launch;
 use crate::load;
-use crate::logging::Target;
+use crate::logging::{self, Target};
 use crate::peer::Peer;
 use crate::session::{self, Conversation, FdSink, FdSource, Outcome, ReplySink, Report};
 use crate::sys;
@@ -108,6 +107,8 @@ struct Counts {
     total: usize,
     per_source: HashMap<Cidr, usize>,
     handshakes: usize,
+    /// A second SIGTERM or SIGINT while stopping: stop without waiting.
+    stop_now: Option<Signal>,
 }
 
 /// The source a connection counts against for `--max-per-source`: the block
@@ -201,7 +202,7 @@ pub fn run(settings: Settings) -> Exit {
     // The listener holds every client's connection; a service that runs as
     // the listener's own user must not be able to take them.
     if let Err(e) = sys::undumpable() {
-        report_startup_error(
+        logging::startup_error(
             settings.log,
             &format!("cannot make the listener undumpable: {}", e.desc()),
         );
@@ -210,7 +211,7 @@ pub fn run(settings: Settings) -> Exit {
     let table = match load::load_for_this_process(&settings.config, settings.config_required) {
         Ok(table) => table,
         Err(e) => {
-            report_startup_error(settings.log, &format!("{e}"));
+            logging::startup_error(settings.log, &format!("{e}"));
             return Exit::Config;
         }
     };
@@ -219,7 +220,7 @@ pub fn run(settings: Settings) -> Exit {
         match sys::systemd_listeners() {
             Ok(adopted) => listeners = adopted,
             Err(e) => {
-                report_startup_error(settings.log, &e);
+                logging::startup_error(settings.log, &e);
                 return Exit::Listen;
             }
         }
@@ -228,7 +229,7 @@ pub fn run(settings: Settings) -> Exit {
         match bind_listener(addr) {
             Ok(listener) => listeners.push(listener),
             Err(e) => {
-                report_startup_error(
+                logging::startup_error(
                     settings.log,
                     &format!("cannot listen on {addr}: {}", e.desc()),
                 );
@@ -247,7 +248,7 @@ pub fn run(settings: Settings) -> Exit {
     let signal_fd = match signal_fd {
         Ok(fd) => fd,
         Err(e) => {
-            report_startup_error(
+            logging::startup_error(
                 settings.log,
                 &format!("cannot set up signals: {}", e.desc()),
             );
@@ -273,18 +274,60 @@ pub fn run(settings: Settings) -> Exit {
         accept_waiting(&shared, listener, &mut draining);
     }
     drop(listeners);
-    log::info!("{signal}: no new connections; finishing the handshakes under way");
+    // Busy connections still being drained get their bounded end.
     draining.finish();
-    finish_handshakes(&shared);
-    Exit::Ok
+    let under_way = shared
+        .counts
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .handshakes;
+    let wait = shared.settings.timeout + Duration::from_secs(1);
+    if under_way == 0 {
+        log::info!("{signal}: no new connections; no handshake under way");
+        return Exit::Ok;
+    }
+    log::info!(
+        "{signal}: no new connections; waiting up to {} s for {} under way; \
+         send SIGINT or SIGTERM again to stop now",
+        wait.as_secs(),
+        handshakes(under_way)
+    );
+    let watched = Arc::clone(&shared);
+    let watcher = thread::Builder::new()
+        .name("signals".to_owned())
+        .spawn(move || watch_for_a_second_signal(&watched, &signal_fd));
+    if let Err(e) = watcher {
+        log::error!("no thread to watch for a second signal: {e}");
+    }
+    finish_handshakes(&shared, wait)
 }
 
-/// A start-up failure goes to the log and, when the log is elsewhere, to
-/// standard error for the person who started the listener.
-fn report_startup_error(target: Target, message: &str) {
-    log::error!("{message}");
-    if target != Target::Stderr {
-        let _ = writeln!(io::stderr(), "in.tcpmuxd: {message}");
+/// "1 handshake", "2 handshakes".
+fn handshakes(n: usize) -> String {
+    match n {
+        1 => "1 handshake".to_owned(),
+        n => format!("{n} handshakes"),
+    }
+}
+
+/// While the handshakes finish: a second SIGTERM or SIGINT tells the wait
+/// to stop now. SIGHUP re-reads nothing any more.
+fn watch_for_a_second_signal(shared: &Shared, signal_fd: &SignalFd) {
+    loop {
+        let mut fds = [PollFd::new(signal_fd.as_fd(), PollFlags::POLLIN)];
+        if poll(&mut fds, PollTimeout::NONE).is_err() {
+            continue;
+        }
+        while let Ok(Some(info)) = signal_fd.read_signal() {
+            if let Ok(signal @ (Signal::SIGTERM | Signal::SIGINT)) =
+                Signal::try_from(info.ssi_signo as i32)
+            {
+                let mut counts = shared.counts.lock().unwrap_or_else(|e| e.into_inner());
+                counts.stop_now = Some(signal);
+                shared.ended.notify_all();
+                return;
+            }
+        }
     }
 }
 
@@ -462,11 +505,18 @@ fn launch_failed<S: session::ByteSource, W: ReplySink>(
 }
 
 /// After the listeners close: waits for the handshakes under way, each
-/// within its deadline, and no longer. Running services are left to run.
-fn finish_handshakes(shared: &Shared) {
-    let limit = Instant::now() + shared.settings.timeout + Duration::from_secs(1);
+/// within its deadline, and no longer than `wait`, or until a second
+/// signal, which cuts them off. Running services are left to run.
+fn finish_handshakes(shared: &Shared, wait: Duration) -> Exit {
+    let limit = Instant::now() + wait;
     let mut counts = shared.counts.lock().unwrap_or_else(|e| e.into_inner());
     while counts.handshakes > 0 {
+        if let Some(signal) = counts.stop_now {
+            let cut = handshakes(counts.handshakes);
+            drop(counts);
+            log::warn!("{signal} again: stopping now; {cut} cut off");
+            return Exit::Stopped;
+        }
         let left = limit.saturating_duration_since(Instant::now());
         if left.is_zero() {
             break;
@@ -476,6 +526,7 @@ fn finish_handshakes(shared: &Shared) {
             Err(e) => e.into_inner().0,
         };
     }
+    Exit::Ok
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@
 
 use std::fmt::Display;
 use std::fs::{File, OpenOptions};
+use std::io::Write;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -21,6 +22,7 @@ use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::socket::{self, AddressFamily, MsgFlags, SockFlag, SockType, UnixAddr};
+use nix::sys::stat::{SFlag, fstat};
 use syslog::{Facility, Formatter3164, LogFormat, Severity};
 /// The name under which the server logs.
 pub const IDENT: &str = "in.tcpmuxd";
@@ -68,17 +70,62 @@ impl Target {
 /// another thread's or process's.
 pub const PIPE_BUF: usize = 4096;
 
-/// Sets up the global logger. Never fails: a syslog socket that is missing
-/// or refuses us loses the lines, which are counted, and the server runs on.
-pub fn init(target: Target, syslog_socket: &Path) {
+/// Sets up the global logger and returns the target in use. Never fails: a
+/// syslog socket that is missing or refuses us loses the lines, which are
+/// counted, and the server runs on.
+///
+/// Standard error asked for where it is the client's connection (`--log
+/// stderr` under inetd or xinetd, which hand the socket over on fds 0 to 2)
+/// is not used: log text would reach the client in the middle of the
+/// service's data. The lines go to syslog instead, the first of them saying
+/// why.
+pub fn init(asked: Target, syslog_socket: &Path) -> Target {
+    let target = match asked {
+        Target::Stderr if stderr_is_the_connection() => Target::Syslog,
+        target => target,
+    };
     let logger: Box<dyn log::Log> = match target {
         Target::Syslog => Box::new(SyslogLogger::new(syslog_socket)),
         Target::Stderr => Box::new(StderrLogger::new()),
-        Target::None => return,
+        Target::None => return target,
     };
     if log::set_boxed_logger(logger).is_ok() {
         log::set_max_level(LevelFilter::Info);
     }
+    if target != asked {
+        log::warn!("{FELL_BACK}");
+    }
+    target
+}
+
+/// A failure before any connection is served goes to the log and, when the
+/// log is elsewhere, to standard error for the person who started the
+/// server, unless standard error is a client's connection.
+pub fn startup_error(target: Target, message: &str) {
+    log::error!("{message}");
+    if target != Target::Stderr && !stderr_is_the_connection() {
+        let _ = writeln!(std::io::stderr(), "{IDENT}: {message}");
+    }
+}
+
+/// The line that says `--log stderr` was not followed.
+pub const FELL_BACK: &str =
+    "--log stderr: standard error is the client's connection; logging to syslog instead";
+
+/// Whether standard error is the client's connection: a socket, and the
+/// very socket on standard input (the same inode of the socket file
+/// system; two descriptors of one TCP connection are always one socket).
+/// That is how inetd and xinetd start a server, the accepted socket on fds
+/// 0, 1 and 2. A terminal, a pipe, a file, or the journal's socket under
+/// systemd is not the connection, and neither is a socket on standard
+/// error when standard input is something else (tcpserver keeps fd 2 as its
+/// log).
+pub fn stderr_is_the_connection() -> bool {
+    let (Ok(input), Ok(error)) = (fstat(std::io::stdin()), fstat(std::io::stderr())) else {
+        return false;
+    };
+    let socket = SFlag::from_bits_truncate(error.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFSOCK;
+    socket && (input.st_dev, input.st_ino) == (error.st_dev, error.st_ino)
 }
 
 /// What a line carries at its end when `lost` lines before it were dropped.

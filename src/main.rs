@@ -2,7 +2,6 @@
 
 #![forbid(unsafe_code)]
 
-use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -47,7 +46,9 @@ daemon) unless --log says otherwise.
 
 With --listen it is its own super-server: it accepts connections itself,
 answers HELP, tcpmux and refusals without starting a process, and logs to
-standard error. SIGHUP re-reads the table; SIGTERM and SIGINT stop it.";
+standard error. SIGHUP re-reads the table; SIGTERM and SIGINT stop it: no new
+connections, the handshakes under way finish (exit 0), and a second SIGTERM or
+SIGINT stops it at once (exit 10).";
 
 /// The command line's grammar. Built with clap's builder rather than its
 /// derive macro: a proc-macro cannot be built for a static target, and the
@@ -73,14 +74,25 @@ fn command() -> Command {
         )
         .arg(
             Arg::new("log")
-                .short('l')
                 .long("log")
                 .value_name("TARGET")
                 .value_parser(Target::ALL.map(|(name, _)| name))
                 .help(
-                    "Where log lines go: syslog, stderr (never under inetd: stderr is the \
-                     client) or none. The default is syslog, or stderr with --listen",
+                    "Where log lines go: syslog, stderr or none. The default is syslog, or \
+                     stderr with --listen. Where stderr is the client's connection (under \
+                     inetd or xinetd) stderr means syslog, and the first line says so",
                 ),
+        )
+        .arg(
+            // No -l: it would mean --log here and --list in tcpmux, and a
+            // sysadmin who types -l ADDR means --listen. Refused by name.
+            Arg::new("no-short-l")
+                .short('l')
+                .hide(true)
+                .value_name("ADDR|TARGET")
+                .num_args(0..=1)
+                .default_missing_value("")
+                .value_parser(no_short_l),
         )
         .arg(
             Arg::new("syslog-socket")
@@ -186,6 +198,11 @@ fn command() -> Command {
         )
 }
 
+/// The refusal of `-l`, which says what to type instead.
+fn no_short_l(_: &str) -> Result<String, String> {
+    Err("in.tcpmuxd has no -l; use --listen ADDR to listen, or --log TARGET for the log".to_owned())
+}
+
 impl Cli {
     fn parse() -> Result<Cli, clap::Error> {
         let mut m = command().try_get_matches()?;
@@ -219,14 +236,16 @@ const EXIT_STATUS: &str = "\
 Exit status:
   0  HELP answered, or the connection handed to a service
   1  the service table is unreadable or invalid
-  2  the command line is wrong
+  2  the command line is wrong, or standard input is a listening socket
   3  the name is unknown, or not for this client
   4  the request line broke a rule (bare CR or LF, control byte, ...)
   5  no whole line before the deadline
   6  the client closed before a whole line
   7  reading from or writing to the client failed
   8  the service could not be started
-  9  the listener could not listen on an address";
+  9  the listener could not listen on an address
+  10  a second SIGTERM or SIGINT stopped the listener before the handshakes
+      under way had ended";
 
 fn main() -> ExitCode {
     sys::local_accounts_only();
@@ -234,13 +253,10 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => return usage_error(e).into(),
     };
-    let settings = inetd::Settings {
-        config_required: cli.config.is_some(),
-        config: cli.config.unwrap_or_else(|| load::DEFAULT_PATH.into()),
-        timeout: Duration::from_secs(cli.timeout),
-    };
+    let config_required = cli.config.is_some();
+    let config = cli.config.unwrap_or_else(|| load::DEFAULT_PATH.into());
     if cli.check {
-        return check::run(&settings.config, settings.config_required, &cli.check_as).into();
+        return check::run(&config, config_required, &cli.check_as).into();
     }
     let listening = cli.systemd || !cli.listen.is_empty();
     let default_log = if !listening {
@@ -248,8 +264,13 @@ fn main() -> ExitCode {
     } else {
         Target::Stderr
     };
-    let log = cli.log.unwrap_or(default_log);
-    logging::init(log, &cli.syslog_socket);
+    let log = logging::init(cli.log.unwrap_or(default_log), &cli.syslog_socket);
+    let settings = inetd::Settings {
+        config,
+        config_required,
+        timeout: Duration::from_secs(cli.timeout),
+        log,
+    };
     if !listening {
         return inetd::run(&settings).into();
     }
@@ -268,17 +289,18 @@ fn main() -> ExitCode {
     .into()
 }
 
-/// Reports a bad command line. Under a super-server standard error is the
-/// client's socket, so the message goes to syslog, and to the terminal only
-/// when there is one. `--help` and `--version` are asked for by a person and
-/// print as usual.
+/// Reports a bad command line: to syslog, and to standard error unless that
+/// is the client's connection (under inetd or xinetd). A terminal, a file,
+/// a pipe or the journal gets it, so that a container with no syslog still
+/// shows what was wrong. `--help` and `--version` are asked for by a person
+/// and print as usual.
 fn usage_error(e: clap::Error) -> Exit {
     use clap::error::ErrorKind;
     if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
         let _ = e.print();
         return Exit::Ok;
     }
-    if std::io::stderr().is_terminal() {
+    if !logging::stderr_is_the_connection() {
         let _ = e.print();
     }
     logging::init(Target::Syslog, &syslog_socket_argument());
