@@ -21,6 +21,7 @@ pub mod load;
 pub mod logging;
 pub mod peer;
 pub mod protocol;
+pub mod proxy;
 pub mod session;
 pub mod strict;
 pub mod sys;
