@@ -22,6 +22,7 @@ pub mod logging;
 pub mod peer;
 pub mod protocol;
 pub mod proxy;
+pub mod relay;
 pub mod session;
 pub mod strict;
 pub mod sys;
