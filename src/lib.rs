@@ -19,6 +19,7 @@ pub mod launch;
 pub mod listener;
 pub mod load;
 pub mod logging;
+pub mod pass;
 pub mod peer;
 pub mod protocol;
 pub mod proxy;

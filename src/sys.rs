@@ -505,3 +505,38 @@ pub fn let_go_of_stdio() {
         let _ = nix::unistd::dup2_stderr(&null);
     }
 }
+
+/// Receives bytes and at most one descriptor (SCM_RIGHTS) from a Unix
+/// socket: how many bytes, and the descriptor if one came. Any further
+/// descriptors are closed.
+pub fn receive_with_fd(
+    socket: std::os::fd::BorrowedFd,
+    buf: &mut [u8],
+) -> std::io::Result<(usize, Option<std::os::fd::OwnedFd>)> {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let mut space = nix::cmsg_space!([std::os::fd::RawFd; 4]);
+    let mut iov = [std::io::IoSliceMut::new(buf)];
+    let msg = recvmsg::<()>(
+        socket.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC,
+    )?;
+    let mut fds = Vec::new();
+    for cmsg in msg.cmsgs()? {
+        if let ControlMessageOwned::ScmRights(received) = cmsg {
+            fds.extend(received);
+        }
+    }
+    let bytes = msg.bytes;
+    let mut owned = fds.into_iter().map(|fd| {
+        // SAFETY: the kernel has just installed these descriptors in this
+        // process for this call; nothing else refers to them.
+        unsafe { OwnedFd::from_raw_fd(fd) }
+    });
+    let first = owned.next();
+    // The rest are dropped, and so closed.
+    owned.for_each(drop);
+    Ok((bytes, first))
+}
