@@ -14,6 +14,7 @@ pub mod client;
 pub mod close;
 pub mod config;
 pub mod exit;
+pub mod forward;
 pub mod inetd;
 pub mod launch;
 pub mod listener;
