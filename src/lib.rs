@@ -8,6 +8,7 @@
 #![deny(unsafe_code)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 
+pub mod accept_proxy;
 pub mod access;
 pub mod check;
 pub mod client;
