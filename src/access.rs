@@ -82,11 +82,40 @@ impl FromStr for Cidr {
                 "{text} has host bits set; the block is {network}/{len}"
             ));
         }
+        // IPv4 clients, mapped or not, are matched as IPv4 and never by an
+        // IPv6 block. A block between ::/1 and ::/95 that holds the mapped
+        // range would look as if it covered them: such a rule would
+        // silently not apply to them, so it is refused.
+        let mapped = Cidr {
+            addr: IpAddr::V6(std::net::Ipv6Addr::new(0, 0, 0, 0, 0, 0xffff, 0, 0)),
+            len: 96,
+        };
+        if addr.is_ipv6() && (1..96).contains(&len) && cidr.contains_block(&mapped) {
+            return Err(format!(
+                "{text} holds the IPv4-mapped addresses ::ffff:0:0/96, but IPv4 clients are \
+                 matched as IPv4 only: write their IPv4 block as well (0.0.0.0/0 for all), \
+                 and a narrower IPv6 block, or ::/0 for every IPv6 client"
+            ));
+        }
         Ok(cidr)
     }
 }
 
 impl Cidr {
+    /// Whether the whole of `other`, of the same family, lies in this block.
+    fn contains_block(&self, other: &Cidr) -> bool {
+        match (self.addr, other.addr) {
+            (IpAddr::V6(net), IpAddr::V6(inner)) => {
+                other.len >= self.len && prefix_eq(net.to_bits(), inner.to_bits(), self.len, 128)
+            }
+            (IpAddr::V4(net), IpAddr::V4(inner)) => {
+                other.len >= self.len
+                    && prefix_eq(net.to_bits().into(), inner.to_bits().into(), self.len, 32)
+            }
+            _ => false,
+        }
+    }
+
     fn network(&self) -> IpAddr {
         match self.addr {
             IpAddr::V4(a) => {
@@ -200,6 +229,15 @@ mod tests {
             "\"host.example\" is not an IPv4 or IPv6 address"
         );
         assert_eq!(err("10.0.0.0/"), "prefix length \"\" is not 0 to 32");
+        // Rules that would look as if they covered IPv4 clients.
+        for block in ["::/80", "::/1", "::/64"] {
+            assert!(
+                err(block).starts_with(&format!("{block} holds the IPv4-mapped")),
+                "{block}"
+            );
+        }
+        assert_eq!(cidr("::/0").to_string(), "::/0");
+        assert_eq!(cidr("2001:db8::/32").to_string(), "2001:db8::/32");
     }
 
     #[test]

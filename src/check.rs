@@ -10,7 +10,7 @@
 //! the shipped inetd, xinetd and systemd files run it. A warning does not
 //! make the table bad: the exit status stays 0.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
 
@@ -71,7 +71,7 @@ pub fn run(path: &Path, required: bool, server_as: &str) -> Exit {
     let mut warnings = Vec::new();
     let checked = load::load_for_this_process(path, required).and_then(|table| {
         // Many services may share a program; each is checked once.
-        let mut checked = HashSet::new();
+        let mut checked = HashMap::new();
         for service in table.services() {
             let at_line = |message: String| ConfigError {
                 path: path.display().to_string(),
@@ -86,9 +86,23 @@ pub fn run(path: &Path, required: bool, server_as: &str) -> Exit {
                     server.name, server.uid, server.gid, service.name, creds.user, creds.uid, creds.gid
                 )));
             }
-            if !checked.contains(&service.program) {
-                launch::open_program(&service.program).map_err(|r| at_line(r.to_string()))?;
-                checked.insert(service.program);
+            // Each program is opened once; whether the service's user may
+            // run it is asked for every service, as a launch would.
+            let stat = match checked.get(&service.program) {
+                Some(stat) => *stat,
+                None => {
+                    let opened = launch::open_program(&service.program)
+                        .map_err(|r| at_line(r.to_string()))?;
+                    checked.insert(service.program.clone(), opened.stat);
+                    opened.stat
+                }
+            };
+            if !launch::may_execute(&stat, &creds) {
+                let error = launch::LaunchError::MayNotRun {
+                    user: creds.user.clone(),
+                    program: service.program.clone(),
+                };
+                return Err(at_line(error.to_string()));
             }
         }
         Ok(table)

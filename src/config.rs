@@ -130,9 +130,19 @@ pub fn parse_text(path: &str, text: String) -> Result<Table, ConfigError> {
         }
         let first_column = column(line, first);
         // exec takes C strings: a NUL would cut an argument short unseen.
-        if let Some(at) = line.bytes().position(|b| b == 0) {
+        // Other control characters (ESC, backspace, C1 controls) would let
+        // a line print in `--check` or a log as something it is not.
+        if let Some((at, c)) = line
+            .char_indices()
+            .find(|(_, c)| c.is_control() && *c != '\t')
+        {
             let at = line[..at].chars().count() + 1;
-            return Err(error(at, "a NUL byte is not allowed".to_owned()));
+            let message = if c == '\0' {
+                "a NUL byte is not allowed".to_owned()
+            } else {
+                format!("control characters are not allowed, and {c:?} is one")
+            };
+            return Err(error(at, message));
         }
         let service =
             parse_line(line, fields, number).map_err(|(column, message)| error(column, message))?;
@@ -431,6 +441,14 @@ mod tests {
             (
                 "a nobody /bin/a x\0y",
                 "t.conf:1:18: a NUL byte is not allowed",
+            ),
+            (
+                "a nobody /bin/sh -c id;#\u{1b}[2K+a nobody /bin/cat",
+                "t.conf:1:25: control characters are not allowed, and '\\u{1b}' is one",
+            ),
+            (
+                "a nobody /bin/a \u{9b}2K",
+                "t.conf:1:17: control characters are not allowed, and '\\u{9b}' is one",
             ),
             (
                 "a nobody: /bin/a",

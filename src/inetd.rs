@@ -20,6 +20,7 @@ use crate::logging::{self, Target};
 use crate::peer::Peer;
 use crate::protocol;
 use crate::session::{self, Conversation, FdSink, FdSource, Outcome, ReplySink, Report};
+use crate::sys;
 use crate::table::Service;
 
 /// What inetd mode needs from the command line.
@@ -46,6 +47,9 @@ pub const TERMINAL_HINT: &str = "in.tcpmuxd: reading a TCPMUX request from the t
 
 /// Serves the connection on standard input and output.
 pub fn run(settings: &Settings) -> Exit {
+    // A service that runs as this process's user (nobody, as the shipped
+    // files run it) must not take a handshake under way out of it.
+    let _ = sys::undumpable();
     let stdin = io::stdin();
     let stdout = io::stdout();
     // systemd without Accept=yes, or systemd-socket-activate without -a,

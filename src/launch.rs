@@ -125,13 +125,41 @@ pub fn check_root_is_named(name: &str, uid: Uid) -> Result<(), String> {
 /// as that user and group and nothing need change.
 pub fn check_can_switch(creds: &Credentials) -> Result<(), String> {
     let (euid, egid) = (unistd::geteuid(), unistd::getegid());
-    if can_switch(euid, egid, creds) {
+    if !can_switch(euid, egid, creds) {
+        return Err(format!(
+            "the server runs as uid {euid} gid {egid}, not root, so it cannot run a service as {} (uid {} gid {})",
+            creds.user, creds.uid, creds.gid
+        ));
+    }
+    if euid.is_root() {
         return Ok(());
     }
-    Err(format!(
-        "the server runs as uid {euid} gid {egid}, not root, so it cannot run a service as {} (uid {} gid {})",
-        creds.user, creds.uid, creds.gid
-    ))
+    // Not root, the service keeps this process's supplementary groups,
+    // which only root could change: they must be the user's own.
+    let set = |mut groups: Vec<Gid>, gid: Gid| {
+        groups.push(gid);
+        groups.sort_by_key(|g| g.as_raw());
+        groups.dedup();
+        groups
+    };
+    let have = set(
+        unistd::getgroups().map_err(|e| format!("getgroups: {e}"))?,
+        egid,
+    );
+    let want = set(creds.groups.clone(), creds.gid);
+    if have != want {
+        let list = |groups: &[Gid]| {
+            let ids: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
+            ids.join(",")
+        };
+        return Err(format!(
+            "the server runs with the groups {}, not {}'s {}, and only root can change them",
+            list(&have),
+            creds.user,
+            list(&want)
+        ));
+    }
+    Ok(())
 }
 
 /// Whether a server running as `uid` and `gid` can start a service as
@@ -235,7 +263,7 @@ pub fn ready(service: &Service, peer: &Peer, out: &mut impl io::Write) -> Result
 
 /// Whether `creds` may execute a file of this owner and mode, as the kernel
 /// decides it (without ACLs), so that a refusal comes before any `+`.
-fn may_execute(stat: &nix::sys::stat::FileStat, creds: &Credentials) -> bool {
+pub fn may_execute(stat: &nix::sys::stat::FileStat, creds: &Credentials) -> bool {
     let mode = stat.st_mode;
     if creds.uid.is_root() {
         return mode & 0o111 != 0;
