@@ -10,6 +10,7 @@
 
 pub mod access;
 pub mod check;
+pub mod cli;
 pub mod client;
 pub mod close;
 pub mod config;
