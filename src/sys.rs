@@ -72,7 +72,9 @@ pub fn plain_host_lookups() {
 /// The listening sockets systemd passed to this process (socket activation
 /// without `Accept=`): descriptors 3 and up, `LISTEN_FDS` of them, when
 /// `LISTEN_PID` names this process. Each is checked to be a listening
-/// socket before it is taken.
+/// TCP socket, IPv4 or IPv6, before it is taken: a unit may list a UNIX
+/// socket too (`ListenStream=/path`), which a `TcpListener` would take for
+/// TCP, with no peer address for the caps and the service's environment.
 pub fn systemd_listeners() -> Result<Vec<std::net::TcpListener>, String> {
     use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd};
     let pid = std::env::var("LISTEN_PID")
@@ -99,6 +101,12 @@ pub fn systemd_listeners() -> Result<Vec<std::net::TcpListener>, String> {
                 "descriptor {fd} from systemd is not a listening socket"
             ));
         }
+        if let Some(other) = not_tcp(borrowed) {
+            return Err(format!(
+                "descriptor {fd} from systemd is {other}, not a TCP socket: \
+                 list only ListenStream= of an IP address and port in the .socket unit"
+            ));
+        }
         // SAFETY: as above; from here the listener owns the descriptor, and
         // no other object in this process refers to it.
         let owned = unsafe { OwnedFd::from_raw_fd(fd) };
@@ -109,6 +117,27 @@ pub fn systemd_listeners() -> Result<Vec<std::net::TcpListener>, String> {
         listeners.push(std::net::TcpListener::from(owned));
     }
     Ok(listeners)
+}
+
+/// What a socket is when it is not a TCP socket over IPv4 or IPv6: "a
+/// UNIX socket", "a socket of family Netlink".
+fn not_tcp(fd: std::os::fd::BorrowedFd) -> Option<String> {
+    use nix::sys::socket::{AddressFamily, SockType, SockaddrLike, SockaddrStorage, sockopt};
+    use std::os::fd::AsRawFd;
+    let family = nix::sys::socket::getsockname::<SockaddrStorage>(fd.as_raw_fd())
+        .ok()
+        .and_then(|addr| addr.family());
+    match family {
+        Some(AddressFamily::Inet | AddressFamily::Inet6) => {}
+        Some(AddressFamily::Unix) => return Some("a UNIX socket".to_owned()),
+        Some(other) => return Some(format!("a socket of family {other:?}")),
+        None => return Some("a socket of unknown family".to_owned()),
+    }
+    match nix::sys::socket::getsockopt(&fd, sockopt::SockType) {
+        Ok(SockType::Stream) => None,
+        Ok(other) => Some(format!("a socket of type {other:?}")),
+        Err(e) => Some(format!("a socket of unknown type ({})", e.desc())),
+    }
 }
 
 /// A step of the launch after the point of no return, for the message
