@@ -228,6 +228,7 @@ pub fn run(settings: Settings) -> anyhow::Result<Exit> {
         })
         .map_err(os)
         .context("cannot set up signals")?;
+    enough_open_files(&settings, listeners.len());
     for listener in &listeners {
         if let Ok(addr) = listener.local_addr() {
             log::info!("listening on {addr}");
@@ -279,6 +280,44 @@ pub fn run(settings: Settings) -> anyhow::Result<Exit> {
 /// without the errno's name.
 fn os(e: nix::Error) -> anyhow::Error {
     anyhow::Error::msg(e.desc())
+}
+
+/// Descriptors a connection may hold in the listener: its socket, and the
+/// program opened for its launch. A launched service's own descriptors
+/// are in its process, not here.
+const OPEN_FILES_PER_CONNECTION: u64 = 2;
+
+/// Descriptors the listener holds besides its connections': standard
+/// input, output and error, the syslog socket, the signalfd, the busy
+/// connections being drained, and room for the table and the directories
+/// walked to check a program.
+const OPEN_FILES_BESIDES: u64 = 3 + 1 + 1 + close::MAX_DRAINING as u64 + 16;
+
+/// How many descriptors `--max-connections` needs on `listeners` sockets.
+pub fn open_files_needed(max_connections: usize, listeners: usize) -> u64 {
+    max_connections as u64 * OPEN_FILES_PER_CONNECTION + OPEN_FILES_BESIDES + listeners as u64
+}
+
+/// Raises the limit on open files as far as it goes, and warns when even
+/// that is too few for `--max-connections`: past it, connections would
+/// wait unaccepted rather than get the busy line.
+fn enough_open_files(settings: &Settings, listeners: usize) {
+    let needed = open_files_needed(settings.max_connections, listeners);
+    match sys::raise_open_files_limit() {
+        Ok((soft, hard)) if soft < needed => log::warn!(
+            "--max-connections {} needs about {needed} open files ({OPEN_FILES_PER_CONNECTION} \
+             a connection, and {} besides), but the limit (RLIMIT_NOFILE) is {soft} and \
+             the hard limit {hard}: raise it (LimitNOFILE= in the unit, ulimit -n) or \
+             lower --max-connections",
+            settings.max_connections,
+            needed - settings.max_connections as u64 * OPEN_FILES_PER_CONNECTION
+        ),
+        Ok(_) => {}
+        Err(e) => log::warn!(
+            "cannot raise the limit on open files (RLIMIT_NOFILE): {}",
+            e.desc()
+        ),
+    }
 }
 
 /// "1 handshake", "2 handshakes".

@@ -140,6 +140,28 @@ fn not_tcp(fd: std::os::fd::BorrowedFd) -> Option<String> {
     }
 }
 
+/// The soft limit on open files the process was started with, kept while
+/// it is raised (see [`raise_open_files_limit`]) and given back to each
+/// program launched; `u64::MAX` while nothing was raised.
+static STARTED_WITH_OPEN_FILES: std::sync::atomic::AtomicU64 =
+    std::sync::atomic::AtomicU64::new(u64::MAX);
+
+/// Raises the soft limit on open files (RLIMIT_NOFILE) to the hard one, as
+/// a listener holding many connections needs, and returns the limits then
+/// in force (soft, hard). Launched programs get the soft limit this process
+/// was started with, as before, since many still use select(2), which
+/// cannot take descriptors above 1023.
+pub fn raise_open_files_limit() -> nix::Result<(u64, u64)> {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
+    if soft >= hard {
+        return Ok((soft, hard));
+    }
+    setrlimit(Resource::RLIMIT_NOFILE, hard, hard)?;
+    STARTED_WITH_OPEN_FILES.store(soft, std::sync::atomic::Ordering::Relaxed);
+    Ok((hard, hard))
+}
+
 /// A step of the launch after the point of no return, for the message
 /// when it fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,6 +175,8 @@ pub enum Step {
     /// The ids after the switch are not the ones asked for, or root can be
     /// regained.
     Verify,
+    /// Giving back the limit on open files the server was started with.
+    Limits,
     Directory,
     Exec,
 }
@@ -167,6 +191,7 @@ impl Step {
             Step::Gid => "setgid",
             Step::Uid => "setuid",
             Step::Verify => "the ids did not change as asked, or root could be regained",
+            Step::Limits => "setrlimit RLIMIT_NOFILE",
             Step::Directory => "chdir /",
             Step::Exec => "exec",
         }
@@ -258,9 +283,10 @@ impl ExecPlan {
     /// single thread), and the raw calls need no signal to work.
     fn run(&self, connection: Option<libc::c_int>) -> (Step, i32) {
         let errno = || std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
-        // SAFETY: each call below is a system call on plain values or on
-        // memory this plan owns and keeps alive until the exec: the id
-        // list, the C strings and their NULL-terminated pointer arrays.
+        // SAFETY: each call below is a system call on plain values, on a
+        // limit on this stack, or on memory this plan owns and keeps alive
+        // until the exec: the id list, the C strings and their
+        // NULL-terminated pointer arrays.
         unsafe {
             if let Some(fd) = connection {
                 // A connection on 0 to 2 already is moved up first, so the
@@ -306,6 +332,25 @@ impl ExecPlan {
                 }
             }
             reset_all_signals();
+            // The listener's raised limit on open files is its own; the
+            // program starts with the limit in.tcpmuxd was started with.
+            let soft = STARTED_WITH_OPEN_FILES.load(std::sync::atomic::Ordering::Relaxed);
+            if soft != u64::MAX {
+                let mut limit = libc::rlimit64 {
+                    rlim_cur: 0,
+                    rlim_max: 0,
+                };
+                let none = std::ptr::null::<libc::rlimit64>();
+                let nofile = libc::RLIMIT_NOFILE;
+                if libc::syscall(libc::SYS_prlimit64, 0, nofile, none, &raw mut limit) < 0 {
+                    return (Step::Limits, errno());
+                }
+                limit.rlim_cur = soft;
+                let keep = std::ptr::null_mut::<libc::rlimit64>();
+                if libc::syscall(libc::SYS_prlimit64, 0, nofile, &raw const limit, keep) < 0 {
+                    return (Step::Limits, errno());
+                }
+            }
             libc::umask(UMASK);
             if libc::chdir(c"/".as_ptr()) < 0 {
                 return (Step::Directory, errno());
