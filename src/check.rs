@@ -12,14 +12,13 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::path::Path;
 
 use nix::unistd::{Gid, Group, Uid, User};
 
 use crate::config::ConfigError;
 use crate::exit::Exit;
 use crate::launch;
-use crate::load;
+use crate::load::{self, TableFile};
 
 /// The user the shipped super-server files run in.tcpmuxd as, which
 /// `--as` assumes.
@@ -60,7 +59,8 @@ fn server(spec: &str) -> Result<Server, String> {
 /// Prints the table on standard output, or the first error on standard
 /// error; warnings go to standard error too. Good is 0; anything wrong is
 /// 1; an `--as` that names no user is 2.
-pub fn run(path: &Path, required: bool, server_as: &str) -> Exit {
+pub fn run(file: &TableFile, server_as: &str) -> Exit {
+    let path = &file.path;
     let server = match server(server_as) {
         Ok(server) => server,
         Err(e) => {
@@ -69,7 +69,7 @@ pub fn run(path: &Path, required: bool, server_as: &str) -> Exit {
         }
     };
     let mut warnings = Vec::new();
-    let checked = load::load_for_this_process(path, required).and_then(|table| {
+    let checked = load::load_for_this_process(file).and_then(|table| {
         // Many services may share a program; each is checked once.
         let mut checked = HashMap::new();
         for service in table.services() {

@@ -7,7 +7,6 @@
 
 use std::io::{self, IsTerminal, Write};
 use std::os::fd::AsFd;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use nix::sys::socket::{getsockopt, sockopt};
@@ -15,23 +14,23 @@ use nix::sys::socket::{getsockopt, sockopt};
 use crate::close;
 use crate::exit::Exit;
 use crate::launch;
-use crate::load;
-use crate::logging::{self, Target};
+use crate::load::{self, TableFile};
+use crate::logging::{self, Log};
 use crate::peer::Peer;
 use crate::protocol;
 use crate::session::{self, Conversation, FdSink, FdSource, Outcome, ReplySink, Report};
 use crate::sys;
 use crate::table::Service;
 
-/// What inetd mode needs from the command line.
-#[derive(Debug, Clone)]
+/// What inetd mode needs from the command line; listen mode needs the
+/// same and more (see `listener::Settings`).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
-    /// The table file, and whether it must exist (named with `-c`).
-    pub config: PathBuf,
-    pub config_required: bool,
+    pub table: TableFile,
+    /// The deadline of a whole conversation.
     pub timeout: Duration,
     /// Where the log goes, so that a start-up error also reaches a person.
-    pub log: Target,
+    pub log: Log,
 }
 
 /// What is logged when standard input is a listening socket.
@@ -57,12 +56,12 @@ pub fn run(settings: &Settings) -> Exit {
     // with "not connected".
     let listening = getsockopt(&stdin.as_fd(), sockopt::AcceptConn);
     if listening == Ok(true) {
-        logging::startup_error(settings.log, LISTENING_SOCKET);
+        logging::startup_error(settings.log.target, LISTENING_SOCKET);
         return Exit::Usage;
     }
     let peer = Peer::of(stdin.as_fd());
     let mut sink = FdSink::new(stdout.as_fd());
-    let table = match load::load_for_this_process(&settings.config, settings.config_required) {
+    let table = match load::load_for_this_process(&settings.table) {
         Ok(table) => table,
         Err(e) => {
             // A fresh connection takes a line at once; if not, no waiting.
@@ -94,16 +93,26 @@ pub fn run(settings: &Settings) -> Exit {
         }
         result => {
             log::info!("{}", session::log_line(&peer, &result));
-            match &result {
-                Ok(report) => {
-                    if report.outcome.refused() {
-                        close::after_refusal(stdin.as_fd(), conversation.deadline());
-                    }
-                    report.outcome.exit()
-                }
-                Err(_) => Exit::Io,
+            if matches!(&result, Ok(report) if report.outcome.refused()) {
+                close::after_refusal(stdin.as_fd(), conversation.deadline());
             }
+            exit_status(&result)
         }
+    }
+}
+
+/// The exit status that tells how a conversation ended; only inetd mode,
+/// a process per connection, has one to tell.
+pub fn exit_status(result: &io::Result<Report>) -> Exit {
+    let Ok(report) = result else {
+        return Exit::Io;
+    };
+    match report.outcome {
+        Outcome::Help | Outcome::Launch { .. } => Exit::Ok,
+        Outcome::Unknown { .. } | Outcome::Denied { .. } => Exit::Refused,
+        Outcome::BadLine { .. } | Outcome::TooManyMux { .. } => Exit::BadLine,
+        Outcome::TimedOut { .. } | Outcome::ReplyTimedOut { .. } => Exit::TimedOut,
+        Outcome::Eof { .. } => Exit::Eof,
     }
 }
 
@@ -154,4 +163,43 @@ pub fn launch_line(peer: &Peer, service: &Service, launch: &launch::Launch) -> S
         "peer={peer} name={} outcome=launch user={} uid={} gid={} program={}",
         service.name, creds.user, creds.uid, creds.gid, service.program
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_outcome_has_its_exit_status() {
+        let exit = |outcome| {
+            exit_status(&Ok(Report {
+                outcome,
+                mux_accepts: 0,
+            }))
+        };
+        let name = || "echo".to_owned();
+        let received = || "ech".to_owned();
+        assert_eq!(exit(Outcome::Help), Exit::Ok);
+        assert_eq!(exit(Outcome::Unknown { name: name() }), Exit::Refused);
+        assert_eq!(exit(Outcome::Denied { name: name() }), Exit::Refused);
+        assert_eq!(exit(Outcome::TooManyMux { name: name() }), Exit::BadLine);
+        assert_eq!(
+            exit(Outcome::ReplyTimedOut { name: name() }),
+            Exit::TimedOut
+        );
+        assert_eq!(
+            exit(Outcome::TimedOut {
+                received: received()
+            }),
+            Exit::TimedOut
+        );
+        assert_eq!(
+            exit(Outcome::Eof {
+                received: received()
+            }),
+            Exit::Eof
+        );
+        let broken = io::Error::from(io::ErrorKind::BrokenPipe);
+        assert_eq!(exit_status(&Err(broken)), Exit::Io);
+    }
 }

@@ -18,11 +18,11 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsFd, OwnedFd};
-use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, RwLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, pthread_sigmask};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
@@ -37,7 +37,6 @@ use crate::exit::Exit;
 use crate::inetd;
 use crate::launch;
 use crate::load;
-use crate::logging::{self, Target};
 use crate::peer::Peer;
 use crate::session::{self, Conversation, FdSink, FdSource, Outcome, ReplySink, Report};
 use crate::sys;
@@ -47,8 +46,10 @@ use crate::table::{Service, Table};
 pub const BUSY: &[u8] = b"-Server busy; try again later\r\n";
 
 /// What listen mode needs from the command line.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Settings {
+    /// What inetd mode needs too: the table, the deadline, the log.
+    pub common: inetd::Settings,
     pub addresses: Vec<SocketAddr>,
     /// Serve the listening sockets systemd passed (LISTEN_FDS) too.
     pub systemd: bool,
@@ -57,11 +58,6 @@ pub struct Settings {
     /// The prefix lengths that make one source for `max_per_source`.
     pub ipv4_source_prefix: u8,
     pub ipv6_source_prefix: u8,
-    pub timeout: Duration,
-    pub config: PathBuf,
-    pub config_required: bool,
-    /// Where the listener logs, so that start-up errors also reach a person.
-    pub log: Target,
 }
 
 /// Parses a `--listen` address: `ADDR`, `ADDR:PORT`, `[V6]:PORT` or a bare
@@ -195,66 +191,44 @@ impl Drop for Slot {
     }
 }
 
-/// Serves until SIGTERM or SIGINT; SIGHUP re-reads the table.
-pub fn run(settings: Settings) -> Exit {
+/// Serves until SIGTERM or SIGINT; SIGHUP re-reads the table. What stops
+/// it from starting is an error, for the caller to report: a
+/// [`ConfigError`](crate::config::ConfigError) when the table is bad, else
+/// a socket it could not listen on or a system call that failed.
+pub fn run(settings: Settings) -> anyhow::Result<Exit> {
     // Descriptors inherited from whoever started us must not reach services.
     let _ = sys::cloexec_above_stderr();
     // The listener holds every client's connection; a service that runs as
     // the listener's own user must not be able to take them.
-    if let Err(e) = sys::undumpable() {
-        logging::startup_error(
-            settings.log,
-            &format!("cannot make the listener undumpable: {}", e.desc()),
-        );
-        return Exit::Listen;
-    }
-    let table = match load::load_for_this_process(&settings.config, settings.config_required) {
-        Ok(table) => table,
-        Err(e) => {
-            logging::startup_error(settings.log, &format!("{e}"));
-            return Exit::Config;
-        }
-    };
+    sys::undumpable()
+        .map_err(os)
+        .context("cannot make the listener undumpable")?;
+    // The table's errors name the file, line and column already.
+    let table = load::load_for_this_process(&settings.common.table)?;
     let mut listeners = Vec::new();
     if settings.systemd {
-        match sys::systemd_listeners() {
-            Ok(adopted) => listeners = adopted,
-            Err(e) => {
-                logging::startup_error(settings.log, &e);
-                return Exit::Listen;
-            }
-        }
+        listeners = sys::systemd_listeners()
+            .map_err(anyhow::Error::msg)
+            .context("--systemd")?;
     }
     for &addr in &settings.addresses {
-        match bind_listener(addr) {
-            Ok(listener) => listeners.push(listener),
-            Err(e) => {
-                logging::startup_error(
-                    settings.log,
-                    &format!("cannot listen on {addr}: {}", e.desc()),
-                );
-                return Exit::Listen;
-            }
-        }
+        let listener = bind_listener(addr)
+            .map_err(os)
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        listeners.push(listener);
     }
     // Block the signals in every thread; the poll loop reads them.
     let mut signals = SigSet::empty();
     for signal in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
         signals.add(signal);
     }
-    let signal_fd = pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&signals), None).and_then(|()| {
-        SignalFd::with_flags(&signals, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
-    });
-    let signal_fd = match signal_fd {
-        Ok(fd) => fd,
-        Err(e) => {
-            logging::startup_error(
-                settings.log,
-                &format!("cannot set up signals: {}", e.desc()),
-            );
-            return Exit::Listen;
-        }
-    };
+    let signal_fd = pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&signals), None)
+        .and_then(|()| {
+            SignalFd::with_flags(&signals, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+        })
+        .map_err(os)
+        .context("cannot set up signals")?;
+    enough_open_files(&settings, listeners.len());
     for listener in &listeners {
         if let Ok(addr) = listener.local_addr() {
             log::info!("listening on {addr}");
@@ -281,10 +255,10 @@ pub fn run(settings: Settings) -> Exit {
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .handshakes;
-    let wait = shared.settings.timeout + Duration::from_secs(1);
+    let wait = shared.settings.common.timeout + Duration::from_secs(1);
     if under_way == 0 {
         log::info!("{signal}: no new connections; no handshake under way");
-        return Exit::Ok;
+        return Ok(Exit::Ok);
     }
     log::info!(
         "{signal}: no new connections; waiting up to {} s for {} under way; \
@@ -299,7 +273,51 @@ pub fn run(settings: Settings) -> Exit {
     if let Err(e) = watcher {
         log::error!("no thread to watch for a second signal: {e}");
     }
-    finish_handshakes(&shared, wait)
+    Ok(finish_handshakes(&shared, wait))
+}
+
+/// A failed system call as an operator reads it: "Address already in use",
+/// without the errno's name.
+fn os(e: nix::Error) -> anyhow::Error {
+    anyhow::Error::msg(e.desc())
+}
+
+/// Descriptors a connection may hold in the listener: its socket, and the
+/// program opened for its launch. A launched service's own descriptors
+/// are in its process, not here.
+const OPEN_FILES_PER_CONNECTION: u64 = 2;
+
+/// Descriptors the listener holds besides its connections': standard
+/// input, output and error, the syslog socket, the signalfd, the busy
+/// connections being drained, and room for the table and the directories
+/// walked to check a program.
+const OPEN_FILES_BESIDES: u64 = 3 + 1 + 1 + close::MAX_DRAINING as u64 + 16;
+
+/// How many descriptors `--max-connections` needs on `listeners` sockets.
+pub fn open_files_needed(max_connections: usize, listeners: usize) -> u64 {
+    max_connections as u64 * OPEN_FILES_PER_CONNECTION + OPEN_FILES_BESIDES + listeners as u64
+}
+
+/// Raises the limit on open files as far as it goes, and warns when even
+/// that is too few for `--max-connections`: past it, connections would
+/// wait unaccepted rather than get the busy line.
+fn enough_open_files(settings: &Settings, listeners: usize) {
+    let needed = open_files_needed(settings.max_connections, listeners);
+    match sys::raise_open_files_limit() {
+        Ok((soft, hard)) if soft < needed => log::warn!(
+            "--max-connections {} needs about {needed} open files ({OPEN_FILES_PER_CONNECTION} \
+             a connection, and {} besides), but the limit (RLIMIT_NOFILE) is {soft} and \
+             the hard limit {hard}: raise it (LimitNOFILE= in the unit, ulimit -n) or \
+             lower --max-connections",
+            settings.max_connections,
+            needed - settings.max_connections as u64 * OPEN_FILES_PER_CONNECTION
+        ),
+        Ok(_) => {}
+        Err(e) => log::warn!(
+            "cannot raise the limit on open files (RLIMIT_NOFILE): {}",
+            e.desc()
+        ),
+    }
 }
 
 /// "1 handshake", "2 handshakes".
@@ -382,13 +400,13 @@ fn accept_waiting(shared: &Arc<Shared>, listener: &TcpListener, draining: &mut D
 /// Re-reads the table; a broken one leaves the old one in force.
 fn reload(shared: &Shared) {
     let settings = &shared.settings;
-    match load::load_for_this_process(&settings.config, settings.config_required) {
+    match load::load_for_this_process(&settings.common.table) {
         Ok(table) => {
             let services = table.count();
             *shared.table.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(table);
             log::info!(
                 "SIGHUP: table {} re-read, {services}",
-                settings.config.display()
+                settings.common.table.path.display()
             );
         }
         Err(e) => log::error!("SIGHUP: keeping the old table: {e}"),
@@ -436,7 +454,7 @@ fn serve(shared: &Shared, stream: TcpStream, peer: Peer, slot: Slot) {
     let table = Arc::clone(&shared.table.read().unwrap_or_else(|e| e.into_inner()));
     let source = FdSource::new(stream.as_fd());
     let sink = FdSink::new(stream.as_fd());
-    let mut conversation = Conversation::new(source, sink, shared.settings.timeout);
+    let mut conversation = Conversation::new(source, sink, shared.settings.common.timeout);
     let result = session::serve(&mut conversation, &table, &peer);
     match result {
         Ok(Report {

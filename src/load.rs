@@ -8,7 +8,7 @@
 //! a thousand services costs no more per connection than its own text.
 
 use std::io::{self, Read};
-use std::path::Path;
+use std::path::PathBuf;
 
 use nix::errno::Errno;
 
@@ -19,6 +19,31 @@ use crate::table::Table;
 /// The table read when `-c` does not name another.
 pub const DEFAULT_PATH: &str = "/etc/tcpmux.conf";
 
+/// Which table file to read, and what its absence means.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableFile {
+    pub path: PathBuf,
+    /// Named with `-c`, so it must exist. The default file may be missing:
+    /// then only tcpmux is served.
+    pub required: bool,
+}
+
+impl TableFile {
+    /// The file `-c` named, or the default one.
+    pub fn new(named: Option<PathBuf>) -> TableFile {
+        match named {
+            Some(path) => TableFile {
+                path,
+                required: true,
+            },
+            None => TableFile {
+                path: DEFAULT_PATH.into(),
+                required: false,
+            },
+        }
+    }
+}
+
 /// The largest table read: some 300,000 services of 50 bytes fit, and a
 /// file without end (a device or a FIFO in the table's place, or one that
 /// grows while read) cannot take memory without bound.
@@ -26,15 +51,16 @@ pub const MAX_TABLE_BYTES: u64 = 16 << 20;
 
 /// Reads the table as this process must: with StrictModes when it runs as
 /// root, since then the table decides what runs as whom.
-pub fn load_for_this_process(path: &Path, required: bool) -> Result<Table, ConfigError> {
-    load(path, required, nix::unistd::geteuid().is_root())
+pub fn load_for_this_process(file: &TableFile) -> Result<Table, ConfigError> {
+    load(file, nix::unistd::geteuid().is_root())
 }
 
-/// Reads and checks the table at `path`. A missing file is the built-in
-/// table when `required` is false (the default path), an error otherwise.
+/// Reads and checks the table `file`. A missing file is the built-in
+/// table when it is not required (the default path), an error otherwise.
 /// `strict` (when running as root) adds the ownership and mode checks, of
 /// the file and of every directory on its way.
-pub fn load(path: &Path, required: bool, strict: bool) -> Result<Table, ConfigError> {
+pub fn load(file: &TableFile, strict: bool) -> Result<Table, ConfigError> {
+    let path = file.path.as_path();
     let name = path.display().to_string();
     let file_error = |message: String| ConfigError {
         path: name.clone(),
@@ -52,7 +78,7 @@ pub fn load(path: &Path, required: bool, strict: bool) -> Result<Table, ConfigEr
                     ..
                 }
             );
-            if missing && !required {
+            if missing && !file.required {
                 return Ok(Table::builtin());
             }
             return Err(file_error(refusal.to_string()));
@@ -82,9 +108,12 @@ mod tests {
 
     #[test]
     fn a_missing_default_is_the_builtin_table_and_a_missing_named_file_an_error() {
-        let missing = Path::new("/nonexistent/tcpmux.conf");
-        assert_eq!(load(missing, false, false), Ok(Table::builtin()));
-        let error = load(missing, true, false).unwrap_err();
+        let missing = |required| TableFile {
+            path: "/nonexistent/tcpmux.conf".into(),
+            required,
+        };
+        assert_eq!(load(&missing(false), false), Ok(Table::builtin()));
+        let error = load(&missing(true), false).unwrap_err();
         assert_eq!(
             error.to_string(),
             "/nonexistent/tcpmux.conf: cannot open the table: /nonexistent: No such file or directory"
@@ -92,9 +121,28 @@ mod tests {
     }
 
     #[test]
+    fn a_file_named_with_c_is_required_and_the_default_is_not() {
+        assert_eq!(
+            TableFile::new(None),
+            TableFile {
+                path: DEFAULT_PATH.into(),
+                required: false
+            }
+        );
+        assert_eq!(
+            TableFile::new(Some("/srv/t.conf".into())),
+            TableFile {
+                path: "/srv/t.conf".into(),
+                required: true
+            }
+        );
+    }
+
+    #[test]
     fn a_device_or_a_directory_is_not_a_table() {
         for path in ["/dev/zero", "/etc"] {
-            let error = load(Path::new(path), true, false).unwrap_err();
+            let named = TableFile::new(Some(path.into()));
+            let error = load(&named, false).unwrap_err();
             assert_eq!(
                 error.to_string(),
                 format!("{path}: the table is not a regular file")

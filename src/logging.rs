@@ -65,6 +65,21 @@ impl Target {
     }
 }
 
+/// Where the log goes, as the command line says: `--log` and
+/// `--syslog-socket`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Log {
+    pub target: Target,
+    pub syslog_socket: PathBuf,
+}
+
+impl Log {
+    /// Sets up the global logger; see [`init`].
+    pub fn init(&self) -> Target {
+        init(self.target, &self.syslog_socket)
+    }
+}
+
 /// The most a write to a pipe carries in one piece (POSIX's `PIPE_BUF`):
 /// a line of standard error no longer than this is never interleaved with
 /// another thread's or process's.

@@ -36,7 +36,6 @@ use nix::errno::Errno;
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::socket::{MsgFlags, recv, send};
 
-use crate::exit::Exit;
 use crate::peer::Peer;
 use crate::protocol::{self, HelpReply, LineError, LineParser, Request, Step};
 use crate::table::{Lookup, Service, Table};
@@ -464,17 +463,6 @@ impl Outcome {
         )
     }
 
-    /// The exit status that tells how a conversation ended.
-    pub fn exit(&self) -> Exit {
-        match self {
-            Outcome::Help | Outcome::Launch { .. } => Exit::Ok,
-            Outcome::Unknown { .. } | Outcome::Denied { .. } => Exit::Refused,
-            Outcome::BadLine { .. } | Outcome::TooManyMux { .. } => Exit::BadLine,
-            Outcome::TimedOut { .. } | Outcome::ReplyTimedOut { .. } => Exit::TimedOut,
-            Outcome::Eof { .. } => Exit::Eof,
-        }
-    }
-
     /// The name the conversation ended on: as the client sent it, or what
     /// had arrived of it.
     fn name(&self) -> &str {
@@ -702,7 +690,6 @@ mod tests {
         let name = "tcpmux".to_owned();
         assert_eq!(report.outcome, Outcome::TooManyMux { name });
         assert_eq!(report.mux_accepts, 8);
-        assert_eq!(report.outcome.exit(), Exit::BadLine);
     }
 
     #[test]
@@ -737,7 +724,6 @@ mod tests {
         let report = serve(&mut conversation, &table, &Peer::unknown()).unwrap();
         let name = "HELP".to_owned();
         assert_eq!(report.outcome, Outcome::ReplyTimedOut { name });
-        assert_eq!(report.outcome.exit(), Exit::TimedOut);
         assert_eq!(
             log_line(&Peer::unknown(), &Ok(report)),
             "peer=unknown name=HELP outcome=timeout (the client did not read the reply) tcpmux=1"

@@ -72,7 +72,9 @@ pub fn plain_host_lookups() {
 /// The listening sockets systemd passed to this process (socket activation
 /// without `Accept=`): descriptors 3 and up, `LISTEN_FDS` of them, when
 /// `LISTEN_PID` names this process. Each is checked to be a listening
-/// socket before it is taken.
+/// TCP socket, IPv4 or IPv6, before it is taken: a unit may list a UNIX
+/// socket too (`ListenStream=/path`), which a `TcpListener` would take for
+/// TCP, with no peer address for the caps and the service's environment.
 pub fn systemd_listeners() -> Result<Vec<std::net::TcpListener>, String> {
     use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd};
     let pid = std::env::var("LISTEN_PID")
@@ -99,6 +101,12 @@ pub fn systemd_listeners() -> Result<Vec<std::net::TcpListener>, String> {
                 "descriptor {fd} from systemd is not a listening socket"
             ));
         }
+        if let Some(other) = not_tcp(borrowed) {
+            return Err(format!(
+                "descriptor {fd} from systemd is {other}, not a TCP socket: \
+                 list only ListenStream= of an IP address and port in the .socket unit"
+            ));
+        }
         // SAFETY: as above; from here the listener owns the descriptor, and
         // no other object in this process refers to it.
         let owned = unsafe { OwnedFd::from_raw_fd(fd) };
@@ -109,6 +117,49 @@ pub fn systemd_listeners() -> Result<Vec<std::net::TcpListener>, String> {
         listeners.push(std::net::TcpListener::from(owned));
     }
     Ok(listeners)
+}
+
+/// What a socket is when it is not a TCP socket over IPv4 or IPv6: "a
+/// UNIX socket", "a socket of family Netlink".
+fn not_tcp(fd: std::os::fd::BorrowedFd) -> Option<String> {
+    use nix::sys::socket::{AddressFamily, SockType, SockaddrLike, SockaddrStorage, sockopt};
+    use std::os::fd::AsRawFd;
+    let family = nix::sys::socket::getsockname::<SockaddrStorage>(fd.as_raw_fd())
+        .ok()
+        .and_then(|addr| addr.family());
+    match family {
+        Some(AddressFamily::Inet | AddressFamily::Inet6) => {}
+        Some(AddressFamily::Unix) => return Some("a UNIX socket".to_owned()),
+        Some(other) => return Some(format!("a socket of family {other:?}")),
+        None => return Some("a socket of unknown family".to_owned()),
+    }
+    match nix::sys::socket::getsockopt(&fd, sockopt::SockType) {
+        Ok(SockType::Stream) => None,
+        Ok(other) => Some(format!("a socket of type {other:?}")),
+        Err(e) => Some(format!("a socket of unknown type ({})", e.desc())),
+    }
+}
+
+/// The soft limit on open files the process was started with, kept while
+/// it is raised (see [`raise_open_files_limit`]) and given back to each
+/// program launched; `u64::MAX` while nothing was raised.
+static STARTED_WITH_OPEN_FILES: std::sync::atomic::AtomicU64 =
+    std::sync::atomic::AtomicU64::new(u64::MAX);
+
+/// Raises the soft limit on open files (RLIMIT_NOFILE) to the hard one, as
+/// a listener holding many connections needs, and returns the limits then
+/// in force (soft, hard). Launched programs get the soft limit this process
+/// was started with, as before, since many still use select(2), which
+/// cannot take descriptors above 1023.
+pub fn raise_open_files_limit() -> nix::Result<(u64, u64)> {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
+    if soft >= hard {
+        return Ok((soft, hard));
+    }
+    setrlimit(Resource::RLIMIT_NOFILE, hard, hard)?;
+    STARTED_WITH_OPEN_FILES.store(soft, std::sync::atomic::Ordering::Relaxed);
+    Ok((hard, hard))
 }
 
 /// A step of the launch after the point of no return, for the message
@@ -124,6 +175,8 @@ pub enum Step {
     /// The ids after the switch are not the ones asked for, or root can be
     /// regained.
     Verify,
+    /// Giving back the limit on open files the server was started with.
+    Limits,
     Directory,
     Exec,
 }
@@ -138,6 +191,7 @@ impl Step {
             Step::Gid => "setgid",
             Step::Uid => "setuid",
             Step::Verify => "the ids did not change as asked, or root could be regained",
+            Step::Limits => "setrlimit RLIMIT_NOFILE",
             Step::Directory => "chdir /",
             Step::Exec => "exec",
         }
@@ -229,9 +283,10 @@ impl ExecPlan {
     /// single thread), and the raw calls need no signal to work.
     fn run(&self, connection: Option<libc::c_int>) -> (Step, i32) {
         let errno = || std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
-        // SAFETY: each call below is a system call on plain values or on
-        // memory this plan owns and keeps alive until the exec: the id
-        // list, the C strings and their NULL-terminated pointer arrays.
+        // SAFETY: each call below is a system call on plain values, on a
+        // limit on this stack, or on memory this plan owns and keeps alive
+        // until the exec: the id list, the C strings and their
+        // NULL-terminated pointer arrays.
         unsafe {
             if let Some(fd) = connection {
                 // A connection on 0 to 2 already is moved up first, so the
@@ -277,6 +332,25 @@ impl ExecPlan {
                 }
             }
             reset_all_signals();
+            // The listener's raised limit on open files is its own; the
+            // program starts with the limit in.tcpmuxd was started with.
+            let soft = STARTED_WITH_OPEN_FILES.load(std::sync::atomic::Ordering::Relaxed);
+            if soft != u64::MAX {
+                let mut limit = libc::rlimit64 {
+                    rlim_cur: 0,
+                    rlim_max: 0,
+                };
+                let none = std::ptr::null::<libc::rlimit64>();
+                let nofile = libc::RLIMIT_NOFILE;
+                if libc::syscall(libc::SYS_prlimit64, 0, nofile, none, &raw mut limit) < 0 {
+                    return (Step::Limits, errno());
+                }
+                limit.rlim_cur = soft;
+                let keep = std::ptr::null_mut::<libc::rlimit64>();
+                if libc::syscall(libc::SYS_prlimit64, 0, nofile, &raw const limit, keep) < 0 {
+                    return (Step::Limits, errno());
+                }
+            }
             libc::umask(UMASK);
             if libc::chdir(c"/".as_ptr()) < 0 {
                 return (Step::Directory, errno());

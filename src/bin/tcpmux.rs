@@ -10,6 +10,7 @@ use std::io::{BufWriter, Write};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use clap::error::ErrorKind;
 use clap::parser::ValueSource;
 use clap::{Arg, ArgAction, ArgMatches, Command};
@@ -184,12 +185,17 @@ Exit status:
 fn main() -> ExitCode {
     tcpmuxd::sys::plain_host_lookups();
     let cli = Cli::parse();
-    match run(&cli) {
+    let what = cli.service.as_deref().unwrap_or("HELP");
+    let done = run(&cli).with_context(|| format!("{} {what}", cli.host));
+    match done {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let what = cli.service.as_deref().unwrap_or("HELP");
-            let _ = writeln!(std::io::stderr(), "tcpmux: {} {what}: {e}", cli.host);
-            ExitCode::from(e.exit_code())
+            let _ = writeln!(std::io::stderr(), "tcpmux: {e:#}");
+            // Every error of run() is the client's, which knows its status.
+            let code = e
+                .downcast_ref::<client::Error>()
+                .map_or(1, client::Error::exit_code);
+            ExitCode::from(code)
         }
     }
 }
