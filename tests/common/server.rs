@@ -145,14 +145,18 @@ impl Server {
 
     /// The command line after the program's name. In inetd mode the log
     /// goes to the catcher, or with `--log none` nowhere unless the test's
-    /// arguments say where; a listener logs to its standard error, which
-    /// [`Listener`] reads.
+    /// own arguments say where (`--log`, `--syslog-socket`); a listener
+    /// logs to its standard error, which [`Listener`] reads.
     pub fn argv(&self) -> Vec<String> {
         let mut argv = Vec::new();
         if let Some(table) = &self.table {
             argv.extend(["-c".to_owned(), table.clone()]);
         }
-        let quiet = self.mode == Mode::Inetd && !self.args.iter().any(|a| a == "--log");
+        let quiet = self.mode == Mode::Inetd
+            && !self
+                .args
+                .iter()
+                .any(|a| a == "--log" || a == "--syslog-socket");
         match &self.syslog {
             Some(syslog) => argv.extend(["--syslog-socket".to_owned(), syslog.path()]),
             None if quiet => argv.extend(["--log".to_owned(), "none".to_owned()]),
