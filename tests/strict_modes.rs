@@ -11,9 +11,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use common::{Inetd, Listener, TempDir, ask, root, run_piped, wait_for};
+use common::{Listener, Server, TempDir, ask, root, run_piped, wait_for};
+use tcpmuxd::protocol::UNAVAILABLE;
 
-const UNAVAILABLE: &[u8] = b"-Service temporarily unavailable\r\n";
 const STRICT: &str = "refused, as sshd's StrictModes would";
 
 /// `in.tcpmuxd --check -c TABLE`: standard output, standard error, status.
@@ -36,14 +36,6 @@ fn cat_at(path: &Path) -> PathBuf {
 
 fn nobody() -> nix::unistd::Uid {
     nix::unistd::Uid::from_raw(65534)
-}
-
-/// One connection in inetd mode with `input`, the sending side closed.
-fn inetd(table: &str, input: &[u8]) -> (Vec<u8>, i32) {
-    let mut inetd = Inetd::spawn(&["-c", table, "--log", "none"]);
-    inetd.send(input);
-    inetd.client.shutdown(std::net::Shutdown::Write).unwrap();
-    inetd.finish()
 }
 
 /// The attack: a user who owns a directory on a root service's program path
@@ -75,10 +67,8 @@ fn a_directory_a_user_owns_on_the_way_to_a_program_is_refused() {
     // The user swaps in a shell: the client must not get root's.
     fs::remove_file(&program).unwrap();
     std::os::unix::fs::symlink("/bin/sh", &program).unwrap();
-    assert_eq!(
-        inetd(&table, b"svc\r\nid -u\r\n"),
-        (UNAVAILABLE.to_vec(), 8)
-    );
+    let inetd = Server::inetd().table_at(&table);
+    assert_eq!(inetd.ask(b"svc\r\nid -u\r\n"), (UNAVAILABLE, 8));
     let server = Listener::start(&["-c", &table]);
     assert_eq!(ask(server.v4, b"svc\r\nid -u\r\n"), UNAVAILABLE);
     let line = server.expect_log("outcome=launch-failed");
@@ -103,7 +93,7 @@ fn the_program_is_checked_at_launch_not_when_the_table_was_read() {
     let table = common::table(&dir, &format!("+svc root {}\n", program.display()));
 
     // Inetd mode: `+OK` shows the table is read; then the program changes.
-    let mut conn = Inetd::spawn(&["-c", &table, "--log", "none"]);
+    let mut conn = Server::inetd().table_at(&table).connect();
     conn.send(b"tcpmux\r\n");
     let mut ok = [0u8; 5];
     conn.client.read_exact(&mut ok).unwrap();
@@ -144,8 +134,8 @@ fn a_table_that_is_not_a_regular_file_is_refused_without_waiting() {
     for table in [&fifo, &zero] {
         let table = table.to_str().unwrap();
         assert_eq!(
-            inetd(table, b"HELP\r\n"),
-            (UNAVAILABLE.to_vec(), 1),
+            Server::inetd().table_at(table).ask(b"HELP\r\n"),
+            (UNAVAILABLE, 1),
             "{table}"
         );
         let (_, err, code) = check(Path::new(table));
