@@ -301,16 +301,9 @@ fn on_a_terminal_enter_alone_is_still_a_bare_lf() {
 #[test]
 fn a_second_signal_stops_the_listener_at_once() {
     use nix::sys::signal::Signal;
-    use std::io::{Read, Write};
-    let (_dir, empty) = common::no_services();
-    let mut server = common::Listener::start(&["-t", "3600", "-c", &empty]);
+    let mut server = Server::listen().table("").args(["-t", "3600"]).start();
     let pid = server.child.id();
-    let mut silent = common::connect(server.v4);
-    // An answered tcpmux shows the connection is in its handshake.
-    silent.write_all(b"tcpmux\r\n").unwrap();
-    let mut ok = [0u8; 5];
-    silent.read_exact(&mut ok).unwrap();
-    assert_eq!(&ok, b"+OK\r\n");
+    let mut silent = common::in_handshake(server.v4);
     server.signal(Signal::SIGINT);
     assert_eq!(
         server.expect_log("SIGINT"),
@@ -331,8 +324,7 @@ fn a_second_signal_stops_the_listener_at_once() {
 /// With no handshake under way, one signal stops the listener at once.
 #[test]
 fn a_signal_with_no_handshake_under_way_says_so_and_exits_0() {
-    let (_dir, empty) = common::no_services();
-    let mut server = common::Listener::start(&["-c", &empty]);
+    let mut server = Server::listen().table("").start();
     let pid = server.child.id();
     server.signal(nix::sys::signal::Signal::SIGTERM);
     assert_eq!(

@@ -75,9 +75,7 @@ fn hammer(addr: SocketAddr, total: usize, concurrency: usize) -> usize {
 }
 
 fn echo_table(dir: &TempDir) -> String {
-    let path = dir.path().join("tcpmux.conf");
-    fs::write(&path, "+echo nobody /bin/cat\n").unwrap();
-    path.to_str().unwrap().to_owned()
+    common::table(dir, "+echo nobody /bin/cat\n")
 }
 
 #[test]

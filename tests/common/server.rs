@@ -108,7 +108,8 @@ impl Server {
     }
 
     /// The server run as nobody and nogroup, as the shipped inetd line and
-    /// units run it.
+    /// units run it. Named as a person says it, not a conversion.
+    #[allow(clippy::wrong_self_convention)]
     pub fn as_nobody(mut self) -> Server {
         self.as_nobody = true;
         self
