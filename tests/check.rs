@@ -4,25 +4,7 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
-
-use common::{Server, TempDir, table};
-
-/// `--check -c TABLE` with `args`: (stdout, stderr, exit status).
-fn check(table: &str, args: &[&str]) -> (String, String, i32) {
-    let out = Command::new(common::binary())
-        .args(["--check", "-c", table])
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
-    (
-        text(&out.stdout),
-        text(&out.stderr),
-        out.status.code().unwrap(),
-    )
-}
+use common::{Server, TempDir, check, table};
 
 #[test]
 fn one_service_is_one_service() {

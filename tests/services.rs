@@ -6,10 +6,8 @@ mod common;
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
-use std::path::Path;
-use std::process::{Command, Stdio};
 
-use common::{Server, root, run_piped, tcp_pair_at};
+use common::{Server, check, root, run_piped, tcp_pair_at};
 use tcpmuxd::protocol::{UNAVAILABLE, UNKNOWN_SERVICE as UNKNOWN};
 
 /// The server in inetd mode with the probe service and `table`, in which
@@ -277,21 +275,6 @@ fn the_launch_and_the_refusals_are_logged() {
     assert!(answer.log_line().contains("name=probe outcome=denied"));
 }
 
-/// `--check` output, stdout and stderr apart, and the exit code.
-fn check(table: impl AsRef<Path>) -> (String, String, i32) {
-    let out = Command::new(common::binary())
-        .args(["--check", "-c"])
-        .arg(table.as_ref())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    (
-        text(&out.stdout),
-        text(&out.stderr),
-        out.status.code().unwrap(),
-    )
-}
-
 #[test]
 fn check_prints_a_good_table_and_names_the_fault_in_a_bad_one() {
     let setup = server(
@@ -299,7 +282,7 @@ fn check_prints_a_good_table_and_names_the_fault_in_a_bad_one() {
     );
     let path = setup.table_path();
     assert_eq!(
-        check(path),
+        check(path, &[]),
         (
             format!(
                 "# {path}: 2 services besides tcpmux\n+echo\tnobody\tallow=127.0.0.0/8\t/bin/cat\nsecret\tnobody:nogroup\thidden\t/bin/cat -u\n"
@@ -329,14 +312,14 @@ fn check_prints_a_good_table_and_names_the_fault_in_a_bad_one() {
     ] {
         setup.write_table(table);
         assert_eq!(
-            check(path),
+            check(path, &[]),
             (String::new(), format!("in.tcpmuxd: {path}{message}\n"), 1),
             "{table:?}"
         );
     }
 
     let missing = setup.dir().join("missing.conf");
-    let (out, err, code) = check(&missing);
+    let (out, err, code) = check(&missing, &[]);
     assert_eq!((out.as_str(), code), ("", 1));
     assert_eq!(
         err,
@@ -375,7 +358,7 @@ fn as_root_a_table_or_program_others_could_change_is_refused() {
 
     nix::unistd::chown(path, Some(nix::unistd::Uid::from_raw(65534)), None).unwrap();
     assert_eq!(
-        check(path),
+        check(path, &[]),
         refused(format!(
             "{path}: the table is owned by uid 65534, not root; refused, as sshd's StrictModes would"
         ))
@@ -384,7 +367,7 @@ fn as_root_a_table_or_program_others_could_change_is_refused() {
 
     fs::set_permissions(path, fs::Permissions::from_mode(0o664)).unwrap();
     assert_eq!(
-        check(path),
+        check(path, &[]),
         refused(format!(
             "{path}: the table is writable by group or others (mode 0664); refused, as sshd's StrictModes would"
         ))
@@ -393,26 +376,26 @@ fn as_root_a_table_or_program_others_could_change_is_refused() {
 
     fs::set_permissions(&probe, fs::Permissions::from_mode(0o757)).unwrap();
     assert_eq!(
-        check(path),
+        check(path, &[]),
         refused(format!(
             "{path}:1: program {probe} is writable by group or others (mode 0757); refused, as sshd's StrictModes would"
         ))
     );
     fs::set_permissions(&probe, fs::Permissions::from_mode(0o644)).unwrap();
     assert_eq!(
-        check(path),
+        check(path, &[]),
         refused(format!("{path}:1: program {probe} is not executable"))
     );
 
     setup.write_table("+probe nobody {dir}\n");
     let dir = setup.dir().display();
     assert_eq!(
-        check(path),
+        check(path, &[]),
         refused(format!("{path}:1: program {dir} is not a regular file"))
     );
     setup.write_table("+probe nobody {dir}/missing\n");
     assert_eq!(
-        check(path),
+        check(path, &[]),
         refused(format!(
             "{path}:1: cannot open program {dir}/missing: No such file or directory"
         ))

@@ -224,6 +224,23 @@ pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// `in.tcpmuxd --check -c TABLE` with `args`: standard output, standard
+/// error (each must be UTF-8) and the exit status.
+pub fn check(table: impl AsRef<Path>, args: &[&str]) -> (String, String, i32) {
+    let out = Command::new(binary())
+        .args(["--check", "-c"])
+        .arg(table.as_ref())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+        out.status.code().unwrap(),
+    )
+}
+
 /// Runs the binary with `input` on a pipe; returns stdout, stderr, code.
 pub fn run_piped(args: &[&str], input: &[u8]) -> (Vec<u8>, Vec<u8>, i32) {
     run_program(binary(), args, input.to_vec())
