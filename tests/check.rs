@@ -4,25 +4,7 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
-
-use common::{Inetd, TempDir, table};
-
-/// `--check -c TABLE` with `args`: (stdout, stderr, exit status).
-fn check(table: &str, args: &[&str]) -> (String, String, i32) {
-    let out = Command::new(common::binary())
-        .args(["--check", "-c", table])
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
-    (
-        text(&out.stdout),
-        text(&out.stderr),
-        out.status.code().unwrap(),
-    )
-}
+use common::{Server, TempDir, check, table};
 
 #[test]
 fn one_service_is_one_service() {
@@ -107,12 +89,9 @@ fn lines_that_would_not_do_what_they_say_are_refused_with_the_fix() {
         );
         // Every mode refuses such a table: inetd mode's clients are told
         // little.
-        let mut inetd = Inetd::spawn(&["-c", &path, "--log", "none"]);
-        inetd.send(b"echo\r\n");
-        inetd.client.shutdown(std::net::Shutdown::Write).unwrap();
         assert_eq!(
-            inetd.finish(),
-            (b"-Service temporarily unavailable\r\n".to_vec(), 1)
+            Server::inetd().table_at(&path).ask(b"echo\r\n"),
+            (b"-Service temporarily unavailable\r\n", 1)
         );
     }
 
@@ -130,9 +109,9 @@ fn lines_that_would_not_do_what_they_say_are_refused_with_the_fix() {
     );
     // Launching as nobody takes root.
     if common::root() {
-        let mut inetd = Inetd::spawn(&["-c", &path, "--log", "none"]);
-        inetd.send(b"echo\r\n");
-        inetd.client.shutdown(std::net::Shutdown::Write).unwrap();
-        assert_eq!(inetd.finish(), (b"+Go\r\nhidden # as-is\n".to_vec(), 0));
+        assert_eq!(
+            Server::inetd().table_at(&path).ask(b"echo\r\n"),
+            (b"+Go\r\nhidden # as-is\n", 0)
+        );
     }
 }

@@ -11,7 +11,8 @@ use std::process::{Command, Stdio};
 use std::thread;
 use std::time::Duration;
 
-use common::{Listener, PATIENCE, TempDir, install_copy, run_program, socket_activated, table};
+use common::{PATIENCE, Server, TempDir, install_copy, run_program, socket_activated, table};
+use tcpmuxd::listener::BUSY;
 
 fn client() -> &'static Path {
     static CLIENT: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
@@ -49,9 +50,7 @@ fn check_the_client(host: &str, port: u16) {
 
 #[test]
 fn the_client_against_the_listener() {
-    let dir = TempDir::new("client");
-    let table = table(&dir, "+echo nobody /bin/cat\n");
-    let server = Listener::start(&["-c", &table]);
+    let server = Server::listen().table("+echo nobody /bin/cat\n").start();
     check_the_client("127.0.0.1", server.v4.port());
     check_the_client("::1", server.v6.port());
 }
@@ -140,7 +139,6 @@ fn close_with_reset(conn: TcpStream) {
 
 #[test]
 fn a_reset_after_the_servers_line_reports_the_line() {
-    const BUSY: &[u8] = b"-Server busy; try again later\r\n";
     // A busy server answers without reading the request, and closing with
     // it unread resets the connection right after the line.
     for (args, request, what) in [
@@ -181,13 +179,12 @@ fn a_reset_after_the_servers_line_reports_the_line() {
 
 #[test]
 fn the_listeners_busy_line_is_reported_not_its_reset() {
-    let (_dir, empty) = common::no_services();
-    let server = Listener::start(&["--max-connections", "1", "-t", "30", "-c", &empty]);
-    let held = common::connect(server.v4);
+    let server = Server::listen()
+        .table("")
+        .args(["--max-connections", "1", "-t", "30"])
+        .start();
     // An answered tcpmux shows the held connection has the one place.
-    (&held).write_all(b"tcpmux\r\n").unwrap();
-    let mut ok = [0u8; 5];
-    (&held).read_exact(&mut ok).unwrap();
+    let _held = common::in_handshake(server.v4);
     let port = server.v4.port().to_string();
     for args in [&["--list", "127.0.0.1"][..], &["127.0.0.1", "echo"]] {
         let what = if args[0] == "--list" { "HELP" } else { "echo" };

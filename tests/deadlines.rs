@@ -18,11 +18,12 @@ use nix::sys::socket::{
     sockopt,
 };
 
-use common::{Inetd, Listener, PATIENCE, TempDir, ask, no_services, read_reply, wait_for};
+use common::{
+    Listener, PATIENCE, Server, TempDir, ask, no_services, read_reply, wait_for, wait_until,
+};
+use tcpmuxd::listener::BUSY;
+use tcpmuxd::protocol::{TIMED_OUT, TOO_MANY_MUX};
 
-const BUSY: &[u8] = b"-Server busy; try again later\r\n";
-const TIMED_OUT: &[u8] = b"-Timed out waiting for a service name\r\n";
-const TOO_MANY_MUX: &[u8] = b"-Bad request: at most 8 tcpmux requests per connection\r\n";
 /// The bound on `tcpmux` re-entries, as README and the manual page give it.
 const MUX_BOUND: usize = 8;
 
@@ -135,8 +136,10 @@ fn wait_until_answered(stream: &TcpStream) {
 
 #[test]
 fn a_pipelining_client_that_never_reads_gives_its_listener_slot_back() {
-    let (_dir, empty) = no_services();
-    let server = Listener::start(&["-t", "2", "--max-connections", "1", "-c", &empty]);
+    let server = Server::listen()
+        .table("")
+        .args(["-t", "2", "--max-connections", "1"])
+        .start();
     let greedy = connect_from(None, true, server.v4);
     let started = Instant::now();
     // Enough that the +OK replies overflow every buffer on the way.
@@ -146,11 +149,9 @@ fn a_pipelining_client_that_never_reads_gives_its_listener_slot_back() {
     // the drain after its refusal ends (at most a second, or 64 KiB).
     let line = server.expect_log(&format!("peer={} ", greedy.local_addr().unwrap()));
     eprintln!("{line} after {:?}", started.elapsed());
-    let deadline = Instant::now() + PATIENCE;
-    while ask(server.v4, b"HELP\r\n") != b"tcpmux\r\n" {
-        assert!(Instant::now() < deadline, "the slot never came back");
-        thread::sleep(Duration::from_millis(20));
-    }
+    wait_until("the slot never came back", || {
+        ask(server.v4, b"HELP\r\n") == b"tcpmux\r\n"
+    });
     drop(greedy);
     sender.join().unwrap();
 }
@@ -183,7 +184,7 @@ fn a_help_reply_never_read_ends_at_the_deadline_and_frees_the_slot() {
 #[test]
 fn inetd_mode_exits_when_a_pipelining_client_never_reads() {
     let (client, server) = small_buffer_pair();
-    let mut inetd = Inetd::spawn_on(client, server, &["--log", "none", "-t", "1"]);
+    let mut inetd = Server::inetd().args(["-t", "1"]).start_on(client, server);
     let sender = send_in_background(&inetd.client, tcpmux_lines(100_000));
     let status = wait_for(&mut inetd.child);
     // The bound on tcpmux ends it before the deadline could.
@@ -205,21 +206,17 @@ fn inetd_mode_exits_at_the_deadline_when_a_help_reply_is_never_read() {
     let dir = TempDir::new("inetd-unread-help");
     let (table, help) = big_table(&dir, 40_000);
     let (client, server) = small_buffer_pair();
-    let syslog = common::Syslog::new();
-    let mut inetd = Inetd::spawn_on(
-        client,
-        server,
-        &["-c", &table, "-t", "1", "--syslog-socket", &syslog.path()],
-    );
-    inetd.send(b"HELP\r\n");
-    let status = wait_for(&mut inetd.child);
+    let inetd = Server::inetd().table_at(&table).args(["-t", "1"]).syslog();
+    let mut conn = inetd.start_on(client, server);
+    conn.send(b"HELP\r\n");
+    let status = wait_for(&mut conn.child);
     assert_eq!(status.code(), Some(5), "exit 5: the deadline passed");
-    let line = syslog.line();
+    let line = inetd.log().line();
     assert!(
         line.ends_with("name=HELP outcome=timeout (the client did not read the reply)"),
         "{line}"
     );
-    let (got, _) = inetd.finish();
+    let (got, _) = conn.finish();
     assert!(got.len() < help.len() && help.starts_with(&got));
 }
 
@@ -227,7 +224,7 @@ fn inetd_mode_exits_at_the_deadline_when_a_help_reply_is_never_read() {
 
 #[test]
 fn tcpmux_again_and_again_does_not_restart_the_deadline() {
-    let mut inetd = Inetd::spawn(&["--log", "none", "-t", "1"]);
+    let mut inetd = Server::inetd().args(["-t", "1"]).connect();
     let mut reply = Vec::new();
     // Well inside the bound: at one line every 300 ms, 8 lines take 2.4 s,
     // more than the deadline of 1 s.
@@ -256,7 +253,7 @@ fn tcpmux_again_and_again_does_not_restart_the_deadline() {
 
 #[test]
 fn tcpmux_is_accepted_at_most_eight_times() {
-    let mut inetd = Inetd::spawn(&["--log", "none"]);
+    let mut inetd = Server::inetd().connect();
     inetd.send(&[tcpmux_lines(MUX_BOUND + 1), b"rest".to_vec()].concat());
     let (reply, code) = inetd.finish();
     assert_eq!(
@@ -268,7 +265,7 @@ fn tcpmux_is_accepted_at_most_eight_times() {
     // ninth line is read and no further is the session's unit test.
     assert_eq!(inetd.unread(), b"");
 
-    let mut inetd = Inetd::spawn(&["--log", "none"]);
+    let mut inetd = Server::inetd().connect();
     inetd.send(&[tcpmux_lines(MUX_BOUND), b"HELP\r\n".to_vec()].concat());
     let (reply, code) = inetd.finish();
     assert_eq!(

@@ -5,7 +5,7 @@ mod common;
 use std::fs;
 use std::path::Path;
 
-use common::{Inetd, TempDir, run_piped};
+use common::{Server, TempDir, run_piped};
 
 fn shipped(path: &str) -> String {
     fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(path)).unwrap()
@@ -96,9 +96,8 @@ fn the_sample_table_works_as_shipped_and_with_its_lines_enabled() {
         out,
         format!("# {table}: 0 services besides tcpmux\n").as_bytes()
     );
-    let mut inetd = Inetd::spawn(&["-c", table, "--log", "none"]);
-    inetd.send(b"HELP\r\n");
-    assert_eq!(inetd.finish(), (b"tcpmux\r\n".to_vec(), 0));
+    let server = Server::inetd().table_at(table);
+    assert_eq!(server.ask(b"HELP\r\n"), (b"tcpmux\r\n", 0));
 
     // Each commented-out service, enabled, is a valid line that serves.
     let enabled: String = sample
@@ -113,13 +112,8 @@ fn the_sample_table_works_as_shipped_and_with_its_lines_enabled() {
     fs::write(&path, enabled).unwrap();
     let (_, err, code) = run_piped(&["--check", "-c", table], b"");
     assert_eq!((String::from_utf8_lossy(&err).as_ref(), code), ("", 0));
-    let mut inetd = Inetd::spawn(&["-c", table, "--log", "none"]);
-    inetd.send(b"HELP\r\n");
-    assert_eq!(inetd.finish(), (b"tcpmux\r\necho\r\ndate\r\n".to_vec(), 0));
-    let mut inetd = Inetd::spawn(&["-c", table, "--log", "none"]);
-    inetd.send(b"echo\r\nping\r\n");
-    inetd.client.shutdown(std::net::Shutdown::Write).unwrap();
-    assert_eq!(inetd.finish(), (b"+Go\r\nping\r\n".to_vec(), 0));
+    assert_eq!(server.ask(b"HELP\r\n"), (b"tcpmux\r\necho\r\ndate\r\n", 0));
+    assert_eq!(server.ask(b"echo\r\nping\r\n"), (b"+Go\r\nping\r\n", 0));
 }
 
 /// Every outcome the code can log is in the README's list of outcomes.

@@ -7,19 +7,11 @@ use std::io::Write;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{Inetd, Syslog, run_piped};
+use common::{Server, run_piped};
 
-const NO_LOG: &[&str] = &["--log", "none"];
+/// The reply to an unknown name, pinned here, where the README's table of
+/// replies points; other tests use `tcpmuxd::protocol::UNKNOWN_SERVICE`.
 const UNKNOWN: &[u8] = b"-Service not available; send HELP for a list\r\n";
-
-/// Sends `input` in one write, closes the client's sending side, and
-/// returns the reply and the exit status.
-fn exchange(input: &[u8]) -> (Vec<u8>, i32) {
-    let mut inetd = Inetd::spawn(NO_LOG);
-    inetd.send(input);
-    inetd.client.shutdown(std::net::Shutdown::Write).unwrap();
-    inetd.finish()
-}
 
 #[test]
 fn piped_help_lists_tcpmux() {
@@ -97,11 +89,12 @@ fn the_table_of_inputs_and_replies() {
         (b"tcp", b"", 6),
         (b"", b"", 6),
     ];
+    let server = Server::inetd();
     for (input, reply, code) in cases {
-        let got = exchange(input);
+        let got = server.ask(input);
         assert_eq!(
-            (String::from_utf8_lossy(&got.0), got.1),
-            (String::from_utf8_lossy(reply), *code),
+            (got.text(), got.code),
+            (String::from_utf8_lossy(reply).into_owned(), *code),
             "input {:?}",
             String::from_utf8_lossy(input)
         );
@@ -112,26 +105,26 @@ fn the_table_of_inputs_and_replies() {
 fn a_name_of_256_bytes_is_read_and_one_of_257_refused() {
     let mut line = vec![b'x'; 256];
     line.extend_from_slice(b"\r\n");
-    assert_eq!(exchange(&line), (UNKNOWN.to_vec(), 3));
+    assert_eq!(Server::inetd().ask(&line), (UNKNOWN, 3));
 
     let mut line = vec![b'x'; 257];
     line.extend_from_slice(b"\r\n");
     let too_long = b"-Bad request: service names are at most 256 bytes\r\n";
-    assert_eq!(exchange(&line), (too_long.to_vec(), 4));
+    assert_eq!(Server::inetd().ask(&line), (too_long, 4));
 }
 
 /// A refusal drains what follows its line (`tests/refusals.rs`); HELP
 /// leaves it unread.
 #[test]
 fn bytes_after_the_answered_line_stay_unread() {
-    let mut inetd = Inetd::spawn(NO_LOG);
+    let mut inetd = Server::inetd().connect();
     inetd.send(b"tcpmux\r\nHELP\r\nFOR-THE-SERVICE\0\xff\r\n");
     let (reply, code) = inetd.finish();
     assert_eq!(reply, b"+OK\r\ntcpmux\r\n");
     assert_eq!(code, 0);
     assert_eq!(inetd.unread(), b"FOR-THE-SERVICE\0\xff\r\n");
 
-    let mut inetd = Inetd::spawn(NO_LOG);
+    let mut inetd = Server::inetd().connect();
     inetd.send(b"HELP\r\nrest");
     assert_eq!(inetd.finish(), (b"tcpmux\r\n".to_vec(), 0));
     assert_eq!(inetd.unread(), b"rest");
@@ -139,7 +132,7 @@ fn bytes_after_the_answered_line_stay_unread() {
 
 #[test]
 fn a_megabyte_without_a_newline_is_refused_after_257_bytes() {
-    let mut inetd = Inetd::spawn(NO_LOG);
+    let mut inetd = Server::inetd().connect();
     let mut writer = inetd.client.try_clone().unwrap();
     let sender = thread::spawn(move || {
         writer.write_all(&vec![b'a'; 1 << 20]).unwrap();
@@ -166,7 +159,7 @@ fn a_megabyte_without_a_newline_is_refused_after_257_bytes() {
 
 #[test]
 fn the_deadline_covers_the_whole_line_however_it_dribbles_in() {
-    let mut inetd = Inetd::spawn(&["--log", "none", "--timeout", "1"]);
+    let mut inetd = Server::inetd().args(["--timeout", "1"]).connect();
     let start = Instant::now();
     // One byte every 200 ms keeps each read short, but not the line.
     for &byte in b"tcpmuxtcpmux" {
@@ -184,7 +177,7 @@ fn the_deadline_covers_the_whole_line_however_it_dribbles_in() {
 
 #[test]
 fn silence_times_out() {
-    let mut inetd = Inetd::spawn(&["--log", "none", "-t", "1"]);
+    let mut inetd = Server::inetd().args(["-t", "1"]).connect();
     let (reply, code) = inetd.finish();
     assert_eq!(reply, b"-Timed out waiting for a service name\r\n");
     assert_eq!(code, 5);
@@ -192,29 +185,22 @@ fn silence_times_out() {
 
 #[test]
 fn a_syslog_line_per_connection_and_nothing_to_the_client() {
-    let syslog = Syslog::new();
-    let mut inetd = Inetd::spawn(&["--syslog-socket", &syslog.path()]);
-    let client_port = inetd.client.local_addr().unwrap().port();
-    let pid = inetd.child.id();
-    inetd.send(b"tcpmux\r\nHELP\r\n");
-    assert_eq!(inetd.finish(), (b"+OK\r\ntcpmux\r\n".to_vec(), 0));
+    let answer = Server::inetd().syslog().ask(b"tcpmux\r\nHELP\r\n");
+    assert_eq!(answer, (b"+OK\r\ntcpmux\r\n", 0));
     // Facility daemon (3), severity info (6): priority 3 * 8 + 6.
-    let line = syslog.line();
+    let line = answer.log_line();
     assert!(line.starts_with("<30>"), "{line}");
-    let expected =
-        format!("in.tcpmuxd[{pid}]: peer=127.0.0.1:{client_port} name=HELP outcome=help tcpmux=1");
+    let (pid, client) = (answer.pid, answer.client);
+    let expected = format!("in.tcpmuxd[{pid}]: peer={client} name=HELP outcome=help tcpmux=1");
     assert!(line.ends_with(&expected), "{line}");
-    assert_eq!(syslog.rest(), Vec::<String>::new());
+    assert_eq!(answer.log.len(), 1, "{:?}", answer.log);
 }
 
 #[test]
 fn a_bad_line_is_logged_by_what_was_received() {
-    let syslog = Syslog::new();
-    let mut inetd = Inetd::spawn(&["--syslog-socket", &syslog.path()]);
-    inetd.send(b"ev\x1bil\r\n");
-    let (_, code) = inetd.finish();
-    assert_eq!(code, 4);
-    let line = syslog.line();
+    let answer = Server::inetd().syslog().ask(b"ev\x1bil\r\n");
+    assert_eq!(answer.code, 4);
+    let line = answer.log_line();
     assert!(
         line.ends_with(" name=ev outcome=bad-line (control byte)"),
         "{line}"
@@ -223,18 +209,18 @@ fn a_bad_line_is_logged_by_what_was_received() {
 
 #[test]
 fn a_missing_syslog_socket_fails_nothing() {
-    let mut inetd = Inetd::spawn(&["--syslog-socket", "/nonexistent/log"]);
-    inetd.send(b"HELP\r\n");
-    assert_eq!(inetd.finish(), (b"tcpmux\r\n".to_vec(), 0));
+    let server = Server::inetd().args(["--syslog-socket", "/nonexistent/log"]);
+    assert_eq!(server.ask(b"HELP\r\n"), (b"tcpmux\r\n", 0));
 }
 
 #[test]
 fn an_argument_error_goes_to_syslog_never_to_the_client() {
-    let syslog = Syslog::new();
-    let mut inetd = Inetd::spawn(&["--syslog-socket", &syslog.path(), "--timeout", "0"]);
-    inetd.send(b"HELP\r\n");
-    assert_eq!(inetd.finish(), (Vec::new(), 2));
-    let line = syslog.line();
+    let answer = Server::inetd()
+        .syslog()
+        .args(["--timeout", "0"])
+        .ask(b"HELP\r\n");
+    assert_eq!(answer, (b"", 2));
+    let line = answer.log_line();
     assert!(line.starts_with("<27>"), "daemon.err: {line}");
     assert!(line.contains("--timeout"), "{line}");
 }

@@ -10,25 +10,19 @@ mod common;
 
 use std::fs;
 use std::io::{Read, Write};
-use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 use std::thread;
 use std::time::Instant;
 
 use common::{
-    Listener, PATIENCE, Running, TempDir, ask, binary, free_port, root, tcp_pair, wait_for,
+    PATIENCE, Running, Server, TempDir, ask, binary, free_port, loopback, root, tcp_pair, wait_for,
 };
 
-/// A directory with the probe service and a root-owned table naming it.
-fn probe_table(dir: &TempDir) -> String {
-    let probe = dir.path().join("probe");
-    fs::copy(
-        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/probe.pl"),
-        &probe,
-    )
-    .unwrap();
-    fs::set_permissions(&probe, fs::Permissions::from_mode(0o755)).unwrap();
-    common::table(dir, &format!("+probe nobody {}\n", probe.display()))
+/// The probe service and a root-owned table naming it, for a server the
+/// test starts its own way: the builder holds them, `table_path()` names
+/// the table.
+fn probe_table() -> Server {
+    Server::inetd().probe().table("+probe nobody {dir}/probe\n")
 }
 
 /// The lines of the probe's report about its start, by their key.
@@ -74,8 +68,8 @@ fn inetd_mode_gives_the_program_a_clean_start() {
     if !root() {
         return;
     }
-    let dir = TempDir::new("contract");
-    let table = probe_table(&dir);
+    let server = probe_table();
+    let table = server.table_path();
     for group_leader in [false, true] {
         let (mut client, server) = tcp_pair();
         let fd = |s: &std::net::TcpStream| {
@@ -85,7 +79,7 @@ fn inetd_mode_gives_the_program_a_clean_start() {
         command
             .args(&CARELESS_PARENT[1..])
             .arg(binary())
-            .args(["-c", &table, "--log", "none"])
+            .args(["-c", table, "--log", "none"])
             .stdin(fd(&server))
             .stdout(fd(&server))
             .stderr(fd(&server));
@@ -119,20 +113,17 @@ fn listen_mode_gives_the_program_the_same_start_and_the_connection_on_fd_2() {
     if !root() {
         return;
     }
-    let dir = TempDir::new("contract");
-    let table = probe_table(&dir);
+    let server = probe_table();
+    let table = server.table_path();
     let port = free_port();
     let mut command = Command::new(CARELESS_PARENT[0]);
     command
         .args(&CARELESS_PARENT[1..])
         .arg(binary())
-        .args(["--listen", &format!("127.0.0.1:{port}"), "-c", &table])
+        .args(["--listen", &format!("127.0.0.1:{port}"), "-c", table])
         .stderr(Stdio::null());
     let _server = common::start(&mut command, port);
-    let reply = ask(
-        format!("127.0.0.1:{port}").parse().unwrap(),
-        b"probe\r\nbye\r\n",
-    );
+    let reply = ask(loopback(port), b"probe\r\nbye\r\n");
     assert_contract(&reply);
     // The listener's standard error was /dev/null; the program's is the client.
     assert_eq!(report(&reply, "fd2="), "fd2=socket");
@@ -150,8 +141,8 @@ fn a_service_cannot_reach_the_terminal_the_listener_was_started_from() {
     if !common::present("/usr/bin/script") {
         return;
     }
-    let dir = TempDir::new("tty");
-    let table = probe_table(&dir);
+    let server = probe_table();
+    let table = server.table_path();
     let port = free_port();
     let listener = format!(
         "{} --listen 127.0.0.1:{port} -c {table} --log none",
@@ -163,7 +154,7 @@ fn a_service_cannot_reach_the_terminal_the_listener_was_started_from() {
         .stdout(Stdio::null())
         .stderr(Stdio::null());
     let _server: Running = common::start(&mut command, port);
-    let reply = ask(format!("127.0.0.1:{port}").parse().unwrap(), b"probe\r\n");
+    let reply = ask(loopback(port), b"probe\r\n");
     assert_eq!(report(&reply, "tty="), "tty=No such device or address");
     assert_eq!(report(&reply, "session="), "session=own");
 }
@@ -172,10 +163,10 @@ fn a_service_cannot_reach_the_terminal_the_listener_was_started_from() {
 /// inetd mode: nothing passes it through a command line any more.
 #[test]
 fn a_service_named_like_an_option_is_launched_in_listen_mode() {
-    let dir = TempDir::new("dash");
     // Without `+` the line begins with the name itself.
-    let table = common::table(&dir, "-dash nobody /bin/cat\n--help nobody /bin/cat\n");
-    let server = Listener::start(&["-c", &table]);
+    let server = Server::listen()
+        .table("-dash nobody /bin/cat\n--help nobody /bin/cat\n")
+        .start();
     assert_eq!(ask(server.v4, b"-dash\r\nhi\r\n"), b"hi\r\n");
     assert_eq!(ask(server.v4, b"--HELP\r\nho\r\n"), b"ho\r\n");
 }
@@ -201,7 +192,7 @@ fn listen_mode_launches_without_proc_and_after_its_binary_is_gone() {
         .args(["--mount", "--propagation", "private", "sh", "-c", &script])
         .stderr(Stdio::null());
     let _server = common::start(&mut command, port);
-    let addr = format!("127.0.0.1:{port}").parse().unwrap();
+    let addr = loopback(port);
     assert_eq!(ask(addr, b"echo\r\none\r\n"), b"+Go\r\none\r\n");
     fs::remove_file(&copy).unwrap();
     assert_eq!(ask(addr, b"echo\r\ntwo\r\n"), b"+Go\r\ntwo\r\n");
@@ -214,15 +205,10 @@ fn listen_mode_launches_without_proc_and_after_its_binary_is_gone() {
 fn sigterm_leaves_no_accepted_client_without_its_reply_and_log_line() {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
-    let (_dir, empty) = common::no_services();
-    let mut server = Listener::start(&[
-        "-c",
-        &empty,
-        "--max-connections",
-        "4096",
-        "--max-per-source",
-        "4096",
-    ]);
+    let mut server = Server::listen()
+        .table("")
+        .args(["--max-connections", "4096", "--max-per-source", "4096"])
+        .start();
     let addr = server.v4;
     let signalled = Arc::new(AtomicBool::new(false));
     let clients: Vec<_> = (0..32)
@@ -285,8 +271,8 @@ fn a_session_leader_with_a_terminal_hands_the_program_none() {
     }
     use std::os::fd::AsRawFd;
     use std::os::unix::process::CommandExt;
-    let dir = TempDir::new("leader");
-    let table = probe_table(&dir);
+    let probe = probe_table();
+    let table = probe.table_path();
     let (mut client, server) = tcp_pair();
     let inner = format!("exec {} -c {table} --log none <&3 >&3", binary().display());
     let socket = server.as_raw_fd();
@@ -339,17 +325,17 @@ fn a_service_cannot_reach_into_a_listener_of_its_own_user() {
     if !root() || !common::present("/usr/bin/setpriv") {
         return;
     }
-    let dir = TempDir::new("samuser");
-    let table = probe_table(&dir);
+    let server = probe_table();
+    let table = server.table_path();
     let port = free_port();
     let mut command = Command::new("/usr/bin/setpriv");
     command
         .args(["--reuid=nobody", "--regid=nogroup", "--init-groups"])
         .arg(binary())
-        .args(["--listen", &format!("127.0.0.1:{port}"), "-c", &table])
+        .args(["--listen", &format!("127.0.0.1:{port}"), "-c", table])
         .stderr(Stdio::null());
     let _server = common::start(&mut command, port);
-    let reply = ask(format!("127.0.0.1:{port}").parse().unwrap(), b"probe\r\n");
+    let reply = ask(loopback(port), b"probe\r\n");
     assert_eq!(report(&reply, "uid="), "uid=65534 euid=65534");
     assert_eq!(
         report(&reply, "parent fds="),

@@ -7,21 +7,18 @@ use std::fs;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::Command;
+use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use common::{
-    Listener, PATIENCE, TempDir, ask, binary, connect, no_services, table, wait_for,
-    zombie_children,
+    Server, ask, binary, connect, in_handshake, no_services, wait_for, wait_until, zombie_children,
 };
-
-const BUSY: &[u8] = b"-Server busy; try again later\r\n";
+use tcpmuxd::listener::BUSY;
 
 #[test]
 fn it_answers_like_inetd_mode_on_ipv4_and_ipv6() {
-    let dir = TempDir::new("listen");
-    let table = table(&dir, "+echo nobody /bin/cat\n");
-    let server = Listener::start(&["-c", &table]);
+    let server = Server::listen().table("+echo nobody /bin/cat\n").start();
     for addr in [server.v4, server.v6] {
         assert_eq!(ask(addr, b"HELP\r\n"), b"tcpmux\r\necho\r\n");
         assert_eq!(
@@ -47,22 +44,19 @@ fn it_answers_like_inetd_mode_on_ipv4_and_ipv6() {
 
 #[test]
 fn two_hundred_clients_at_once_are_all_answered() {
-    let (_dir, empty) = no_services();
-    let server = Listener::start(&[
-        "--max-per-source",
-        "512",
-        "--max-connections",
-        "512",
-        "-c",
-        &empty,
-    ]);
+    let server = Server::listen()
+        .table("")
+        .args(["--max-per-source", "512", "--max-connections", "512"])
+        .start();
+    let all_connected = Arc::new(Barrier::new(200));
     let clients: Vec<_> = (0..200)
         .map(|i| {
             let addr = if i % 2 == 0 { server.v4 } else { server.v6 };
+            let all_connected = Arc::clone(&all_connected);
             thread::spawn(move || {
                 let mut stream = connect(addr);
                 // Hold every connection open until all are connected.
-                thread::sleep(Duration::from_millis(200));
+                all_connected.wait();
                 let request: &[u8] = match i % 3 {
                     0 => b"HELP\r\n",
                     1 => b"tcpmux\r\nHELP\r\n",
@@ -88,29 +82,31 @@ fn two_hundred_clients_at_once_are_all_answered() {
 
 #[test]
 fn the_total_cap_holds() {
-    let (_dir, empty) = no_services();
-    let server = Listener::start(&["--max-connections", "2", "-t", "30", "-c", &empty]);
+    let server = Server::listen()
+        .table("")
+        .args(["--max-connections", "2", "-t", "30"])
+        .start();
     let _a = connect(server.v4);
     let _b = connect(server.v6);
-    thread::sleep(Duration::from_millis(200));
+    server.wait_for_connections(2);
     assert_eq!(ask(server.v4, b"HELP\r\n"), BUSY);
     assert_eq!(ask(server.v6, b"HELP\r\n"), BUSY);
     server.expect_log("outcome=busy");
     drop(_a);
     // The slot comes back when the silent client goes away.
-    let deadline = Instant::now() + PATIENCE;
-    while ask(server.v4, b"HELP\r\n") != b"tcpmux\r\n" {
-        assert!(Instant::now() < deadline, "the slot never came back");
-        thread::sleep(Duration::from_millis(50));
-    }
+    wait_until("the slot never came back", || {
+        ask(server.v4, b"HELP\r\n") == b"tcpmux\r\n"
+    });
 }
 
 #[test]
 fn the_per_source_cap_holds() {
-    let (_dir, empty) = no_services();
-    let server = Listener::start(&["--max-per-source", "1", "-t", "30", "-c", &empty]);
+    let server = Server::listen()
+        .table("")
+        .args(["--max-per-source", "1", "-t", "30"])
+        .start();
     let _held = connect(server.v4);
-    thread::sleep(Duration::from_millis(200));
+    server.wait_for_connections(1);
     assert_eq!(ask(server.v4, b"HELP\r\n"), BUSY);
     // ::1 is another source.
     assert_eq!(ask(server.v6, b"HELP\r\n"), b"tcpmux\r\n");
@@ -118,8 +114,7 @@ fn the_per_source_cap_holds() {
 
 #[test]
 fn a_silent_client_times_out_while_others_are_served() {
-    let (_dir, empty) = no_services();
-    let server = Listener::start(&["-t", "1", "-c", &empty]);
+    let server = Server::listen().table("").args(["-t", "1"]).start();
     let mut silent = connect(server.v4);
     let start = Instant::now();
     assert_eq!(ask(server.v4, b"HELP\r\n"), b"tcpmux\r\n");
@@ -132,14 +127,8 @@ fn a_silent_client_times_out_while_others_are_served() {
 
 #[test]
 fn sigterm_stops_accepting_and_finishes_the_handshakes_under_way() {
-    let (_dir, empty) = no_services();
-    let mut server = Listener::start(&["-t", "10", "-c", &empty]);
-    let mut in_flight = connect(server.v4);
-    // An answered tcpmux shows the connection is in its handshake.
-    in_flight.write_all(b"tcpmux\r\n").unwrap();
-    let mut ok = [0u8; 5];
-    in_flight.read_exact(&mut ok).unwrap();
-    assert_eq!(&ok, b"+OK\r\n");
+    let mut server = Server::listen().table("").args(["-t", "10"]).start();
+    let mut in_flight = in_handshake(server.v4);
     server.signal(nix::sys::signal::Signal::SIGTERM);
     server.expect_log("SIGTERM: no new connections");
     assert!(TcpStream::connect(server.v4).is_err(), "still accepting");
@@ -152,16 +141,14 @@ fn sigterm_stops_accepting_and_finishes_the_handshakes_under_way() {
 
 #[test]
 fn sighup_rereads_the_table_and_keeps_the_old_one_if_broken() {
-    let dir = TempDir::new("hup");
-    let path = table(&dir, "+one nobody /bin/true\n");
-    let server = Listener::start(&["-c", &path]);
+    let server = Server::listen().table("+one nobody /bin/true\n").start();
     assert_eq!(ask(server.v4, b"HELP\r\n"), b"tcpmux\r\none\r\n");
-    table(&dir, "+two nobody /bin/true\n");
+    server.write_table("+two nobody /bin/true\n");
     server.signal(nix::sys::signal::Signal::SIGHUP);
     let line = server.expect_log("re-read, ");
     assert!(line.ends_with("re-read, 1 service"), "{line}");
     assert_eq!(ask(server.v4, b"HELP\r\n"), b"tcpmux\r\ntwo\r\n");
-    table(&dir, "+three nobody\n");
+    server.write_table("+three nobody\n");
     server.signal(nix::sys::signal::Signal::SIGHUP);
     let line = server.expect_log("SIGHUP: keeping the old table");
     assert!(
@@ -208,26 +195,17 @@ fn bind_failures_name_the_address_and_exit_9() {
 
 #[test]
 fn services_are_reaped_and_a_crashing_one_harms_nothing() {
-    let dir = TempDir::new("crash");
-    let crash = dir.path().join("crash");
+    let server = Server::listen();
+    let crash = server.dir().join("crash");
     fs::write(&crash, "#!/bin/sh\nkill -SEGV $$\n").unwrap();
     fs::set_permissions(&crash, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let table = table(
-        &dir,
-        &format!(
-            "+true nobody /bin/true\n+crash nobody {}\n",
-            crash.display()
-        ),
-    );
-    let server = Listener::start(&["-c", &table]);
+    let server = server
+        .table("+true nobody /bin/true\n+crash nobody {dir}/crash\n")
+        .start();
     for _ in 0..10 {
         assert_eq!(ask(server.v4, b"true\r\n"), b"+Go\r\n");
         assert_eq!(ask(server.v6, b"crash\r\n"), b"+Go\r\n");
     }
     assert_eq!(ask(server.v4, b"HELP\r\n"), b"tcpmux\r\ntrue\r\ncrash\r\n");
-    let deadline = Instant::now() + PATIENCE;
-    while zombie_children(server.child.id()) > 0 {
-        assert!(Instant::now() < deadline, "zombies left");
-        thread::sleep(Duration::from_millis(20));
-    }
+    wait_until("zombies left", || zombie_children(server.child.id()) == 0);
 }

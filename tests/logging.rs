@@ -13,11 +13,11 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::Instant;
 
-use common::{Inetd, PATIENCE, Running, Syslog, TempDir, root};
+use common::{Inetd, PATIENCE, Running, Server, Syslog, ask_with_port as ask, root};
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use tcpmuxd::protocol::UNKNOWN_SERVICE as UNKNOWN;
 
-const UNKNOWN: &[u8] = b"-Service not available; send HELP for a list\r\n";
 const CONNECTIONS: usize = 30;
 
 /// Fills the syslog socket's receive queue from a socket of the test's own,
@@ -65,14 +65,12 @@ fn wait_all(mut children: Vec<&mut Child>, start: Instant) -> Vec<Option<i32>> {
 
 #[test]
 fn a_syslog_that_stopped_reading_blocks_no_refusal_in_inetd_mode() {
-    let syslog = Syslog::new();
-    let (_dir, table) = common::no_services();
-    assert!(fill(&syslog) > 0);
-    let path = syslog.path();
+    let server = Server::inetd().table("").syslog();
+    assert!(fill(server.log()) > 0);
     let start = Instant::now();
     let mut inetds: Vec<Inetd> = (0..CONNECTIONS)
         .map(|_| {
-            let mut inetd = Inetd::spawn(&["-c", &table, "--syslog-socket", &path]);
+            let mut inetd = server.connect();
             inetd.send(b"nosuch\r\n");
             inetd.client.shutdown(std::net::Shutdown::Write).unwrap();
             inetd
@@ -93,41 +91,6 @@ fn a_syslog_that_stopped_reading_blocks_no_refusal_in_inetd_mode() {
     }
 }
 
-/// Sends `request` from a new client, closes the sending side and reads
-/// the reply to its end: the client's port and the reply. A read cut short
-/// by a signal is taken up again (`common::read_reply` counts it a failure;
-/// with the many children of these tests one arrived now and then).
-fn ask(addr: SocketAddr, request: &[u8]) -> (u16, Vec<u8>) {
-    let mut stream = common::connect(addr);
-    let port = stream.local_addr().unwrap().port();
-    let _ = std::io::Write::write_all(&mut stream, request);
-    let _ = stream.shutdown(std::net::Shutdown::Write);
-    let mut reply = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        match stream.read(&mut buf) {
-            Ok(0) => return (port, reply),
-            Ok(n) => reply.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) if e.kind() == ErrorKind::ConnectionReset => return (port, reply),
-            Err(e) => panic!("reading the reply: {e}"),
-        }
-    }
-}
-
-/// The next line logged to `syslog`, waiting for it as `Syslog::line` does
-/// but through a signal.
-fn next_line(syslog: &Syslog) -> String {
-    let mut buf = vec![0u8; 4096];
-    loop {
-        match syslog.socket.recv(&mut buf) {
-            Ok(n) => return String::from_utf8_lossy(&buf[..n]).into_owned(),
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) => panic!("no log line: {e}"),
-        }
-    }
-}
-
 /// The listener on 127.0.0.1, port chosen by the system, logging to
 /// `syslog`; its address comes from its own "listening on" line there.
 fn syslog_listener(syslog: &Syslog, table: &str) -> (Running, SocketAddr) {
@@ -140,7 +103,7 @@ fn syslog_listener(syslog: &Syslog, table: &str) -> (Running, SocketAddr) {
         .spawn()
         .unwrap();
     let running = Running(child);
-    let line = next_line(syslog);
+    let line = syslog.line();
     let (_, addr) = line
         .rsplit_once(": listening on ")
         .unwrap_or_else(|| panic!("not a listening line: {line}"));
@@ -192,7 +155,7 @@ fn a_syslog_that_stopped_reading_blocks_no_listener_and_the_loss_is_counted() {
     assert!(syslog.rest().iter().all(|l| l == "<30>filler"));
     let (port, reply) = ask(addr, b"nosuch\r\n");
     assert_eq!(reply, UNKNOWN);
-    let line = next_line(&syslog);
+    let line = syslog.line();
     let (head, lost) = lost_count(&line);
     assert_eq!(lost, CONNECTIONS as u64, "{line}");
     let pid = listener.0.id();
@@ -202,7 +165,7 @@ fn a_syslog_that_stopped_reading_blocks_no_listener_and_the_loss_is_counted() {
     // The count went out with that line and starts again from nothing.
     let (port, reply) = ask(addr, b"HELP\r\n");
     assert_eq!(reply, b"tcpmux\r\n");
-    let line = next_line(&syslog);
+    let line = syslog.line();
     let expected = format!("in.tcpmuxd[{pid}]: peer=127.0.0.1:{port} name=HELP outcome=help");
     assert!(line.ends_with(&expected), "{line}");
 }
@@ -212,17 +175,11 @@ fn a_syslog_that_stopped_reading_blocks_no_launch() {
     if !root() {
         return;
     }
-    let dir = TempDir::new("lognb");
-    let table = common::table(&dir, "+echo nobody /bin/cat\n");
-    std::fs::set_permissions(&table, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
-    let syslog = Syslog::new();
-    assert!(fill(&syslog) > 0);
-    let mut inetd = Inetd::spawn(&["-c", &table, "--syslog-socket", &syslog.path()]);
-    inetd.send(b"echo\r\nhello\r\n");
-    inetd.client.shutdown(std::net::Shutdown::Write).unwrap();
-    let (reply, code) = inetd.finish();
-    assert_eq!(String::from_utf8_lossy(&reply), "+Go\r\nhello\r\n");
-    assert_eq!(code, 0);
+    let server = Server::inetd().table("+echo nobody /bin/cat\n").syslog();
+    assert!(fill(server.log()) > 0);
+    let answer = server.ask(b"echo\r\nhello\r\n");
+    assert_eq!(answer.text(), "+Go\r\nhello\r\n");
+    assert_eq!(answer.code, 0);
 }
 
 /// A pipe whose buffer is full, its write end blocking as a pipe given to

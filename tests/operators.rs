@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Inetd, Syslog, TempDir};
+use common::{Server, Syslog, TempDir};
 
 const FELL_BACK: &str =
     "--log stderr: standard error is the client's connection; logging to syslog instead";
@@ -13,29 +13,29 @@ const FELL_BACK: &str =
 /// saying why.
 #[test]
 fn log_stderr_on_the_connection_goes_to_syslog_and_says_so_once() {
-    let syslog = Syslog::new();
-    let mut inetd = Inetd::spawn(&["--log", "stderr", "--syslog-socket", &syslog.path()]);
-    let pid = inetd.child.id();
-    let port = inetd.client.local_addr().unwrap().port();
-    inetd.send(b"HELP\r\n");
-    assert_eq!(inetd.finish(), (b"tcpmux\r\n".to_vec(), 0));
+    let answer = Server::inetd()
+        .syslog()
+        .args(["--log", "stderr"])
+        .ask(b"HELP\r\n");
+    let (pid, client) = (answer.pid, answer.client);
+    assert_eq!(answer, (b"tcpmux\r\n", 0));
+    let [fell_back, line] = &answer.log[..] else {
+        panic!("two log lines: {:?}", answer.log);
+    };
     // Facility daemon (3): warning (4) is 28, info (6) is 30.
     assert_eq!(
-        syslog
-            .line()
+        fell_back
             .split_once("in.tcpmuxd")
             .map(|(p, rest)| (&p[..4], rest.to_owned())),
         Some(("<28>", format!("[{pid}]: {FELL_BACK}")))
     );
-    let line = syslog.line();
     assert!(line.starts_with("<30>"), "{line}");
     assert!(
         line.ends_with(&format!(
-            "in.tcpmuxd[{pid}]: peer=127.0.0.1:{port} name=HELP outcome=help"
+            "in.tcpmuxd[{pid}]: peer={client} name=HELP outcome=help"
         )),
         "{line}"
     );
-    assert_eq!(syslog.rest(), Vec::<String>::new());
 }
 
 /// The same with a launched service, whose log line names its user and
@@ -45,22 +45,14 @@ fn a_launch_under_log_stderr_sends_the_client_only_the_service() {
     if !common::root() {
         return;
     }
-    let dir = TempDir::new("fallback");
-    let table = common::table(&dir, "+echo nobody /bin/cat\n");
-    let syslog = Syslog::new();
-    let mut inetd = Inetd::spawn(&[
-        "--log",
-        "stderr",
-        "--syslog-socket",
-        &syslog.path(),
-        "-c",
-        &table,
-    ]);
-    inetd.send(b"echo\r\nping\r\n");
-    inetd.client.shutdown(std::net::Shutdown::Write).unwrap();
-    assert_eq!(inetd.finish(), (b"+Go\r\nping\r\n".to_vec(), 0));
-    assert!(syslog.line().ends_with(FELL_BACK));
-    let line = syslog.line();
+    let answer = Server::inetd()
+        .table("+echo nobody /bin/cat\n")
+        .syslog()
+        .args(["--log", "stderr"])
+        .ask(b"echo\r\nping\r\n");
+    assert_eq!(answer, (b"+Go\r\nping\r\n", 0));
+    assert!(answer.log[0].ends_with(FELL_BACK));
+    let line = &answer.log[1];
     assert!(
         line.contains("name=echo outcome=launch user=nobody uid=65534 gid=65534 program=/bin/cat"),
         "{line}"
@@ -196,16 +188,11 @@ fn socket_activation_without_accept_says_so_and_exits_2() {
         .spawn()
         .unwrap();
     // The first connection starts the server; it stays in the queue.
-    let start = std::time::Instant::now();
-    let _first = loop {
-        match std::net::TcpStream::connect(("127.0.0.1", port)) {
-            Ok(stream) => break stream,
-            Err(_) if start.elapsed() < common::PATIENCE => {
-                std::thread::sleep(std::time::Duration::from_millis(20))
-            }
-            Err(e) => panic!("nothing listens on {port}: {e}"),
-        }
-    };
+    let mut first = None;
+    common::wait_until(&format!("nothing listens on {port}"), || {
+        first = std::net::TcpStream::connect(("127.0.0.1", port)).ok();
+        first.is_some()
+    });
     let out = child.wait_with_output().unwrap();
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(
@@ -314,16 +301,9 @@ fn on_a_terminal_enter_alone_is_still_a_bare_lf() {
 #[test]
 fn a_second_signal_stops_the_listener_at_once() {
     use nix::sys::signal::Signal;
-    use std::io::{Read, Write};
-    let (_dir, empty) = common::no_services();
-    let mut server = common::Listener::start(&["-t", "3600", "-c", &empty]);
+    let mut server = Server::listen().table("").args(["-t", "3600"]).start();
     let pid = server.child.id();
-    let mut silent = common::connect(server.v4);
-    // An answered tcpmux shows the connection is in its handshake.
-    silent.write_all(b"tcpmux\r\n").unwrap();
-    let mut ok = [0u8; 5];
-    silent.read_exact(&mut ok).unwrap();
-    assert_eq!(&ok, b"+OK\r\n");
+    let mut silent = common::in_handshake(server.v4);
     server.signal(Signal::SIGINT);
     assert_eq!(
         server.expect_log("SIGINT"),
@@ -344,8 +324,7 @@ fn a_second_signal_stops_the_listener_at_once() {
 /// With no handshake under way, one signal stops the listener at once.
 #[test]
 fn a_signal_with_no_handshake_under_way_says_so_and_exits_0() {
-    let (_dir, empty) = common::no_services();
-    let mut server = common::Listener::start(&["-c", &empty]);
+    let mut server = Server::listen().table("").start();
     let pid = server.child.id();
     server.signal(nix::sys::signal::Signal::SIGTERM);
     assert_eq!(

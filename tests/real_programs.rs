@@ -12,7 +12,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use common::{Listener, TempDir, install_copy, present, root};
+use common::{Listener, Server, TempDir, install_copy, present, root};
 
 fn shipped(path: &str) -> String {
     fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(path)).unwrap()
@@ -62,9 +62,8 @@ fn ready(programs: &[&str]) -> bool {
 
 /// in.tcpmuxd listening on loopback with a table of `line`, written
 /// root-owned and 0644 as StrictModes wants it.
-fn serve(dir: &TempDir, line: &str) -> Listener {
-    let table = common::table(dir, &format!("{line}\n"));
-    Listener::start(&["-c", &table])
+fn serve(line: &str) -> Listener {
+    Server::listen().table(&format!("{line}\n")).start()
 }
 
 fn run(command: &mut Command) -> Output {
@@ -121,7 +120,7 @@ fn ssh_through_tcpmux_reaches_sshd_i() {
     // What ssh.service would create; sshd -i refuses to run without it.
     fs::create_dir_all("/run/sshd").unwrap();
     let line = documented_line("ssh").replace("/etc/ssh/sshd_config", config.to_str().unwrap());
-    let server = serve(&dir, &line);
+    let server = serve(&line);
 
     let proxy = documented_client("ProxyCommand=")
         .split('\'')
@@ -201,7 +200,7 @@ fn git_clones_through_tcpmux_from_git_daemon_inetd() {
         .arg(&bare));
 
     let line = documented_line("git").replace("/srv/git", base.to_str().unwrap());
-    let server = serve(&dir, &line);
+    let server = serve(&line);
 
     // GIT_PROXY_COMMAND=tcpmux TCPMUX_PROXY_SERVICE=git git clone git://host.example/project.git
     let documented = documented_client("GIT_PROXY_COMMAND=");
@@ -246,7 +245,7 @@ fn rsync_through_tcpmux_from_rsync_daemon() {
     let config = dir.path().join("rsyncd.conf");
     fs::write(&config, shown.replace("/srv/pub", public.to_str().unwrap())).unwrap();
     let line = documented_line("rsync").replace("/etc/rsyncd.conf", config.to_str().unwrap());
-    let server = serve(&dir, &line);
+    let server = serve(&line);
 
     let documented = documented_client("RSYNC_CONNECT_PROG=");
     let connect = documented.split('\'').nth(1).unwrap().replacen(

@@ -10,11 +10,9 @@ mod common;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 
-use common::{Inetd, Listener, PATIENCE, connect, no_services, wait_for};
-
-const UNKNOWN: &[u8] = b"-Service not available; send HELP for a list\r\n";
-const BUSY: &[u8] = b"-Server busy; try again later\r\n";
-const UNAVAILABLE: &[u8] = b"-Service temporarily unavailable\r\n";
+use common::{Inetd, PATIENCE, Server, ask, connect, in_handshake, wait_for, wait_until};
+use tcpmuxd::listener::BUSY;
+use tcpmuxd::protocol::{UNAVAILABLE, UNKNOWN_SERVICE as UNKNOWN};
 
 /// How many times each case is tried: a reset is a race, lost some of the
 /// time, so one try proves little.
@@ -74,14 +72,14 @@ fn assert_all_clean(ends: &[End], line: &[u8]) {
 }
 
 /// Inetd mode: the binary is the only holder of the server's end.
-fn inetd_tries(args: &[&str], line: &[u8], exit: i32) -> Vec<End> {
+fn inetd_tries(inetd: &Server, line: &[u8], exit: i32) -> Vec<End> {
     (0..TRIES)
         .map(|_| {
             let Inetd {
                 mut client,
                 server,
                 mut child,
-            } = Inetd::spawn(args);
+            } = inetd.connect();
             drop(server);
             let end = send_and_read(&mut client, &request(line));
             drop(client);
@@ -93,22 +91,21 @@ fn inetd_tries(args: &[&str], line: &[u8], exit: i32) -> Vec<End> {
 
 #[test]
 fn inetd_mode_an_unknown_name_then_more_gets_the_line_and_a_clean_end() {
-    let ends = inetd_tries(&["--log", "none"], b"nosuch\r\n", 3);
+    let ends = inetd_tries(&Server::inetd(), b"nosuch\r\n", 3);
     assert_all_clean(&ends, UNKNOWN);
 }
 
 #[test]
 fn inetd_mode_a_bad_line_then_more_gets_the_line_and_a_clean_end() {
-    let ends = inetd_tries(&["--log", "none"], b"bad\n", 4);
+    let ends = inetd_tries(&Server::inetd(), b"bad\n", 4);
     let line = b"-Bad request: lines must end with CR LF, not a bare LF\r\n";
     assert_all_clean(&ends, line);
 }
 
 #[test]
 fn inetd_mode_a_broken_table_gets_the_line_and_a_clean_end() {
-    let dir = common::TempDir::new("broken");
-    let table = common::table(&dir, "broken\n");
-    let ends = inetd_tries(&["--log", "none", "-c", &table], b"HELP\r\n", 1);
+    let broken = Server::inetd().table("broken\n");
+    let ends = inetd_tries(&broken, b"HELP\r\n", 1);
     assert_all_clean(&ends, UNAVAILABLE);
 }
 
@@ -120,22 +117,19 @@ fn listener_tries(addr: SocketAddr, line: &[u8]) -> Vec<End> {
 
 #[test]
 fn listen_mode_an_unknown_name_then_more_gets_the_line_and_a_clean_end() {
-    let (_dir, empty) = no_services();
-    let server = Listener::start(&["-c", &empty]);
+    let server = Server::listen().table("").start();
     assert_all_clean(&listener_tries(server.v4, b"nosuch\r\n"), UNKNOWN);
     assert_all_clean(&listener_tries(server.v6, b"nosuch\r\n"), UNKNOWN);
 }
 
 #[test]
 fn listen_mode_busy_then_more_gets_the_line_and_a_clean_end() {
-    let (_dir, empty) = no_services();
-    let server = Listener::start(&["--max-connections", "1", "-t", "600", "-c", &empty]);
+    let server = Server::listen()
+        .table("")
+        .args(["--max-connections", "1", "-t", "600"])
+        .start();
     // An answered tcpmux shows the one place is taken.
-    let mut held = connect(server.v4);
-    held.write_all(b"tcpmux\r\n").unwrap();
-    let mut ok = [0u8; 5];
-    held.read_exact(&mut ok).unwrap();
-    assert_eq!(&ok, b"+OK\r\n");
+    let _held = in_handshake(server.v4);
     assert_all_clean(&listener_tries(server.v4, b"HELP\r\n"), BUSY);
     assert_all_clean(&listener_tries(server.v6, b"HELP\r\n"), BUSY);
     server.expect_log("outcome=busy");
@@ -151,7 +145,7 @@ fn read_line_and_end(stream: &mut TcpStream, line: &[u8]) {
 
 #[test]
 fn inetd_mode_a_client_that_never_closes_holds_the_process_only_for_the_drain() {
-    let mut inetd = Inetd::spawn(&["--log", "none", "-t", "3600"]);
+    let mut inetd = Server::inetd().args(["-t", "3600"]).connect();
     inetd.send(b"nosuch\r\nmore");
     let Inetd {
         mut client,
@@ -168,38 +162,27 @@ fn inetd_mode_a_client_that_never_closes_holds_the_process_only_for_the_drain() 
 
 #[test]
 fn listen_mode_a_client_that_never_closes_gives_its_place_back_after_the_drain() {
-    let (_dir, empty) = no_services();
-    let server = Listener::start(&["--max-connections", "1", "-t", "3600", "-c", &empty]);
+    let server = Server::listen()
+        .table("")
+        .args(["--max-connections", "1", "-t", "3600"])
+        .start();
     let mut refused = connect(server.v4);
     refused.write_all(b"nosuch\r\nmore").unwrap();
     read_line_and_end(&mut refused, UNKNOWN);
     // Its one place comes back, after the drain, while it stays open and
     // silent.
     server.expect_log("name=nosuch outcome=unknown");
-    let deadline = std::time::Instant::now() + PATIENCE;
-    while common::ask(server.v4, b"HELP\r\n") != b"tcpmux\r\n" {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the place never came back"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_until("the place never came back", || {
+        ask(server.v4, b"HELP\r\n") == b"tcpmux\r\n"
+    });
     // A busy client that never closes costs the accept loop nothing either.
-    let mut held = connect(server.v4);
-    held.write_all(b"tcpmux\r\n").unwrap();
-    let mut ok = [0u8; 5];
-    held.read_exact(&mut ok).unwrap();
+    let held = in_handshake(server.v4);
     let mut busy = connect(server.v6);
     busy.write_all(b"HELP\r\nmore").unwrap();
     read_line_and_end(&mut busy, BUSY);
     drop(held);
-    let deadline = std::time::Instant::now() + PATIENCE;
-    while common::ask(server.v6, b"HELP\r\n") != b"tcpmux\r\n" {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the place never came back"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    wait_until("the place never came back", || {
+        ask(server.v6, b"HELP\r\n") == b"tcpmux\r\n"
+    });
     drop((refused, busy));
 }

@@ -5,66 +5,15 @@
 mod common;
 
 use std::fs;
-use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
-use std::process::{Command, Stdio};
 
-use common::{Inetd, Syslog, TempDir, root, run_piped, tcp_pair_at};
+use common::{Server, check, root, run_piped, tcp_pair_at};
+use tcpmuxd::protocol::{UNAVAILABLE, UNKNOWN_SERVICE as UNKNOWN};
 
-const UNKNOWN: &[u8] = b"-Service not available; send HELP for a list\r\n";
-const UNAVAILABLE: &[u8] = b"-Service temporarily unavailable\r\n";
-
-/// A scratch directory with the probe service and a table in it. `{dir}`
-/// in the table text stands for the directory.
-struct Setup {
-    dir: TempDir,
-}
-
-impl Setup {
-    fn new(table: &str) -> Setup {
-        let dir = TempDir::new("svc");
-        let probe = dir.path().join("probe");
-        fs::copy(
-            concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/probe.pl"),
-            &probe,
-        )
-        .unwrap();
-        fs::set_permissions(&probe, fs::Permissions::from_mode(0o755)).unwrap();
-        let setup = Setup { dir };
-        setup.write_table(table);
-        setup
-    }
-
-    fn write_table(&self, table: &str) {
-        let text = table.replace("{dir}", self.dir.path().to_str().unwrap());
-        fs::write(self.table(), text).unwrap();
-        fs::set_permissions(self.table(), fs::Permissions::from_mode(0o644)).unwrap();
-    }
-
-    fn table(&self) -> std::path::PathBuf {
-        self.dir.path().join("tcpmux.conf")
-    }
-
-    fn args(&self) -> Vec<String> {
-        let table = self.table().to_str().unwrap().to_owned();
-        vec!["-c".into(), table, "--log".into(), "none".into()]
-    }
-
-    /// One connection from 127.0.0.1: sends `input`, closes the sending
-    /// side, and returns the reply and the exit status.
-    fn exchange(&self, input: &[u8]) -> (Vec<u8>, i32) {
-        self.exchange_at("127.0.0.1", "127.0.0.1", input)
-    }
-
-    fn exchange_at(&self, listen: &str, connect: &str, input: &[u8]) -> (Vec<u8>, i32) {
-        let (client, server) = tcp_pair_at(listen, connect);
-        let args = self.args();
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let mut inetd = Inetd::spawn_on(client, server, &args);
-        inetd.send(input);
-        inetd.client.shutdown(std::net::Shutdown::Write).unwrap();
-        inetd.finish()
-    }
+/// The server in inetd mode with the probe service and `table`, in which
+/// `{dir}` stands for the probe's directory.
+fn server(table: &str) -> Server {
+    Server::inetd().probe().table(table)
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -76,15 +25,13 @@ fn a_launched_service_sees_its_ids_environment_descriptors_and_client() {
     if !root() {
         return;
     }
-    let setup = Setup::new("+probe nobody:nogroup {dir}/probe one two\n");
+    let setup = server("+probe nobody:nogroup {dir}/probe one two\n");
     // A descriptor the super-server left open must not reach the service.
     let (_leak_r, _leak_w) = nix::unistd::pipe().unwrap();
     let (client, server) = tcp_pair_at("127.0.0.1", "127.0.0.1");
     let client_addr = client.local_addr().unwrap();
     let server_port = server.local_addr().unwrap().port();
-    let args = setup.args();
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let mut inetd = Inetd::spawn_on(client, server, &args);
+    let mut inetd = setup.start_on(client, server);
     inetd.send(b"PROBE\r\nhello, service\r\n");
     inetd.client.shutdown(std::net::Shutdown::Write).unwrap();
     let (reply, code) = inetd.finish();
@@ -151,7 +98,7 @@ fn each_service_runs_as_its_user_and_groups() {
         .unwrap()
         .gid
         .as_raw();
-    let setup = Setup::new(
+    let setup = server(
         "+own tcpmuxd-test {dir}/probe\n\
          +other tcpmuxd-test:nogroup {dir}/probe\n\
          +nobody nobody {dir}/probe\n\
@@ -160,14 +107,14 @@ fn each_service_runs_as_its_user_and_groups() {
     let uid = test_user.uid.as_raw();
     let gid = test_user.gid.as_raw();
 
-    let reply = text(&setup.exchange(b"own\r\n").0);
+    let reply = setup.ask(b"own\r\n").text();
     assert_eq!(uid_line(&reply), format!("uid={uid} euid={uid}"));
     assert!(reply.contains(&format!("gid={gid} ")), "{reply}");
     let mut expected = vec![gid, users];
     expected.sort();
     assert_eq!(groups(&reply), expected);
 
-    let reply = text(&setup.exchange(b"other\r\n").0);
+    let reply = setup.ask(b"other\r\n").text();
     assert_eq!(uid_line(&reply), format!("uid={uid} euid={uid}"));
     assert!(reply.contains("gid=65534 "), "{reply}");
     let mut expected = vec![65534, users];
@@ -178,11 +125,11 @@ fn each_service_runs_as_its_user_and_groups() {
         "the user's groups, with nogroup for its own"
     );
 
-    let reply = text(&setup.exchange(b"nobody\r\n").0);
+    let reply = setup.ask(b"nobody\r\n").text();
     assert_eq!(uid_line(&reply), "uid=65534 euid=65534");
     assert_eq!(groups(&reply), [65534]);
 
-    let reply = text(&setup.exchange(b"root\r\n").0);
+    let reply = setup.ask(b"root\r\n").text();
     assert_eq!(
         uid_line(&reply),
         "uid=0 euid=0",
@@ -195,7 +142,7 @@ fn each_service_runs_as_its_user_and_groups() {
 /// TCPMUX. Here only the table's services are, however the name is spelt.
 #[test]
 fn only_services_in_the_table_are_reachable() {
-    let setup = Setup::new("+probe nobody {dir}/probe\n");
+    let setup = server("+probe nobody {dir}/probe\n");
     for name in [
         "echo",
         "chargen",
@@ -213,34 +160,24 @@ fn only_services_in_the_table_are_reachable() {
         "probe\\",
     ] {
         let input = format!("{name}\r\n");
-        assert_eq!(
-            setup.exchange(input.as_bytes()),
-            (UNKNOWN.to_vec(), 3),
-            "{name}"
-        );
+        assert_eq!(setup.ask(input.as_bytes()), (UNKNOWN, 3), "{name}");
     }
 }
 
 #[test]
 fn bytes_after_the_name_reach_the_service() {
-    let setup = Setup::new("echo nobody /bin/cat\n+Echo2 nobody /bin/cat\n");
+    let setup = server("echo nobody /bin/cat\n+Echo2 nobody /bin/cat\n");
+    assert_eq!(setup.ask(b"echo\r\nhello\r\n"), (b"hello\r\n", 0));
+    assert_eq!(setup.ask(b"ECHO2\r\nhello\r\n"), (b"+Go\r\nhello\r\n", 0));
     assert_eq!(
-        setup.exchange(b"echo\r\nhello\r\n"),
-        (b"hello\r\n".to_vec(), 0)
-    );
-    assert_eq!(
-        setup.exchange(b"ECHO2\r\nhello\r\n"),
-        (b"+Go\r\nhello\r\n".to_vec(), 0)
-    );
-    assert_eq!(
-        setup.exchange(b"tcpmux\r\nechO\r\n\0\xff\r\n"),
-        (b"+OK\r\n\0\xff\r\n".to_vec(), 0)
+        setup.ask(b"tcpmux\r\nechO\r\n\0\xff\r\n"),
+        (b"+OK\r\n\0\xff\r\n", 0)
     );
 }
 
 #[test]
 fn allow_and_deny_for_ipv4_ipv6_and_mapped_peers() {
-    let setup = Setup::new(
+    let setup = server(
         "+loop4 nobody allow=127.0.0.0/8 /bin/true\n\
          +ten nobody allow=10.0.0.0/8 /bin/true\n\
          +notme nobody deny=127.0.0.1 /bin/true\n\
@@ -248,13 +185,11 @@ fn allow_and_deny_for_ipv4_ipv6_and_mapped_peers() {
          +v4only nobody allow=0.0.0.0/0 /bin/true\n\
          +open nobody /bin/true\n",
     );
-    let go = (b"+Go\r\n".to_vec(), 0);
-    let no = (UNKNOWN.to_vec(), 3);
-    let v4 =
-        |name: &str| setup.exchange_at("127.0.0.1", "127.0.0.1", format!("{name}\r\n").as_bytes());
-    let v6 = |name: &str| setup.exchange_at("::1", "::1", format!("{name}\r\n").as_bytes());
-    let mapped =
-        |name: &str| setup.exchange_at("::", "127.0.0.1", format!("{name}\r\n").as_bytes());
+    let go = (&b"+Go\r\n"[..], 0);
+    let no = (UNKNOWN, 3);
+    let v4 = |name: &str| setup.ask_at("127.0.0.1", "127.0.0.1", format!("{name}\r\n").as_bytes());
+    let v6 = |name: &str| setup.ask_at("::1", "::1", format!("{name}\r\n").as_bytes());
+    let mapped = |name: &str| setup.ask_at("::", "127.0.0.1", format!("{name}\r\n").as_bytes());
 
     for (name, ipv4, ipv6, ipv4_mapped) in [
         ("loop4", &go, &no, &go),
@@ -264,17 +199,16 @@ fn allow_and_deny_for_ipv4_ipv6_and_mapped_peers() {
         ("v4only", &go, &no, &go),
         ("open", &go, &go, &go),
     ] {
-        assert_eq!(&v4(name), ipv4, "{name} over IPv4");
-        assert_eq!(&v6(name), ipv6, "{name} over IPv6");
-        assert_eq!(&mapped(name), ipv4_mapped, "{name} over IPv4-mapped IPv6");
+        assert_eq!(v4(name), *ipv4, "{name} over IPv4");
+        assert_eq!(v6(name), *ipv6, "{name} over IPv6");
+        assert_eq!(mapped(name), *ipv4_mapped, "{name} over IPv4-mapped IPv6");
     }
 
     // HELP lists what the peer may use; a denied service is not there.
-    let help = |reply: (Vec<u8>, i32)| text(&reply.0);
-    assert_eq!(help(v4("HELP")), "tcpmux\r\nloop4\r\nv4only\r\nopen\r\n");
-    assert_eq!(help(v6("HELP")), "tcpmux\r\nnotme\r\nloop6\r\nopen\r\n");
+    assert_eq!(v4("HELP").text(), "tcpmux\r\nloop4\r\nv4only\r\nopen\r\n");
+    assert_eq!(v6("HELP").text(), "tcpmux\r\nnotme\r\nloop6\r\nopen\r\n");
     assert_eq!(
-        help(mapped("HELP")),
+        mapped("HELP").text(),
         "tcpmux\r\nloop4\r\nv4only\r\nopen\r\n"
     );
 }
@@ -284,24 +218,23 @@ fn a_mapped_peer_is_handed_on_as_ipv4() {
     if !root() {
         return;
     }
-    let setup = Setup::new("+probe nobody allow=127.0.0.1 {dir}/probe\n");
-    let reply = text(&setup.exchange_at("::", "127.0.0.1", b"probe\r\n").0);
+    let setup = server("+probe nobody allow=127.0.0.1 {dir}/probe\n");
+    let reply = setup.ask_at("::", "127.0.0.1", b"probe\r\n").text();
     assert!(reply.contains("env TCPREMOTEIP=127.0.0.1\r\n"), "{reply}");
     assert!(reply.contains("env TCPLOCALIP=127.0.0.1\r\n"), "{reply}");
 }
 
 #[test]
 fn hidden_services_work_but_are_not_listed() {
-    let setup = Setup::new("+shown nobody /bin/true\n+secret nobody hidden /bin/true\n");
-    assert_eq!(text(&setup.exchange(b"HELP\r\n").0), "tcpmux\r\nshown\r\n");
-    assert_eq!(setup.exchange(b"SECRET\r\n"), (b"+Go\r\n".to_vec(), 0));
+    let setup = server("+shown nobody /bin/true\n+secret nobody hidden /bin/true\n");
+    assert_eq!(setup.ask(b"HELP\r\n").text(), "tcpmux\r\nshown\r\n");
+    assert_eq!(setup.ask(b"SECRET\r\n"), (b"+Go\r\n", 0));
 }
 
 #[test]
 fn an_unknown_peer_is_denied_where_there_is_an_allow_list() {
-    let setup =
-        Setup::new("+open nobody /bin/true\n+listed nobody allow=0.0.0.0/0,::/0 /bin/true\n");
-    let args = setup.args();
+    let setup = server("+open nobody /bin/true\n+listed nobody allow=0.0.0.0/0,::/0 /bin/true\n");
+    let args = setup.argv();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     assert_eq!(
         run_piped(&args, b"listed\r\n"),
@@ -321,8 +254,7 @@ fn the_launch_and_the_refusals_are_logged() {
     if !root() {
         return;
     }
-    let setup = Setup::new("+probe nobody allow=127.0.0.1 {dir}/probe\n");
-    let syslog = Syslog::new();
+    let setup = server("+probe nobody allow=127.0.0.1 {dir}/probe\n").syslog();
     for (input, expected) in [
         (
             &b"probe\r\n"[..],
@@ -330,67 +262,27 @@ fn the_launch_and_the_refusals_are_logged() {
         ),
         (b"nosuch\r\n", "name=nosuch outcome=unknown"),
     ] {
-        let (client, server) = tcp_pair_at("127.0.0.1", "127.0.0.1");
-        let port = client.local_addr().unwrap().port();
-        let mut inetd = Inetd::spawn_on(
-            client,
-            server,
-            &[
-                "-c",
-                setup.table().to_str().unwrap(),
-                "--syslog-socket",
-                &syslog.path(),
-            ],
-        );
-        inetd.send(input);
-        inetd.client.shutdown(std::net::Shutdown::Write).unwrap();
-        inetd.finish();
-        let line = syslog.line();
+        let answer = setup.ask(input);
+        let line = answer.log_line();
         assert!(
-            line.contains(&format!("peer=127.0.0.1:{port} {expected}")),
+            line.contains(&format!("peer={} {expected}", answer.client)),
             "{line}"
         );
     }
     // Denied looks like unknown to the client, but not in the log.
-    let (client, server) = tcp_pair_at("::1", "::1");
-    let mut inetd = Inetd::spawn_on(
-        client,
-        server,
-        &[
-            "-c",
-            setup.table().to_str().unwrap(),
-            "--syslog-socket",
-            &syslog.path(),
-        ],
-    );
-    inetd.send(b"probe\r\n");
-    assert_eq!(inetd.finish(), (UNKNOWN.to_vec(), 3));
-    assert!(syslog.line().contains("name=probe outcome=denied"));
-}
-
-/// `--check` output, stdout and stderr apart, and the exit code.
-fn check(table: &std::path::Path) -> (String, String, i32) {
-    let out = Command::new(common::binary())
-        .args(["--check", "-c"])
-        .arg(table)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    (
-        text(&out.stdout),
-        text(&out.stderr),
-        out.status.code().unwrap(),
-    )
+    let answer = setup.ask_at("::1", "::1", b"probe\r\n");
+    assert_eq!(answer, (UNKNOWN, 3));
+    assert!(answer.log_line().contains("name=probe outcome=denied"));
 }
 
 #[test]
 fn check_prints_a_good_table_and_names_the_fault_in_a_bad_one() {
-    let setup = Setup::new(
+    let setup = server(
         "# sample\n+echo  nobody  allow=127.0.0.0/8  /bin/cat\n\nsecret nobody:nogroup hidden /bin/cat -u\n",
     );
-    let path = setup.table().display().to_string();
+    let path = setup.table_path();
     assert_eq!(
-        check(&setup.table()),
+        check(path, &[]),
         (
             format!(
                 "# {path}: 2 services besides tcpmux\n+echo\tnobody\tallow=127.0.0.0/8\t/bin/cat\nsecret\tnobody:nogroup\thidden\t/bin/cat -u\n"
@@ -420,14 +312,14 @@ fn check_prints_a_good_table_and_names_the_fault_in_a_bad_one() {
     ] {
         setup.write_table(table);
         assert_eq!(
-            check(&setup.table()),
+            check(path, &[]),
             (String::new(), format!("in.tcpmuxd: {path}{message}\n"), 1),
             "{table:?}"
         );
     }
 
-    let missing = setup.dir.path().join("missing.conf");
-    let (out, err, code) = check(&missing);
+    let missing = setup.dir().join("missing.conf");
+    let (out, err, code) = check(&missing, &[]);
     assert_eq!((out.as_str(), code), ("", 1));
     assert_eq!(
         err,
@@ -440,22 +332,15 @@ fn check_prints_a_good_table_and_names_the_fault_in_a_bad_one() {
 
 #[test]
 fn a_broken_table_refuses_every_client_and_logs_why() {
-    let setup = Setup::new("+echo nobody /bin/cat bogus-line\nbroken\n");
-    let syslog = Syslog::new();
-    let mut inetd = Inetd::spawn(&[
-        "-c",
-        setup.table().to_str().unwrap(),
-        "--syslog-socket",
-        &syslog.path(),
-    ]);
-    inetd.send(b"HELP\r\n");
-    assert_eq!(inetd.finish(), (UNAVAILABLE.to_vec(), 1));
-    let line = syslog.line();
+    let setup = server("+echo nobody /bin/cat bogus-line\nbroken\n").syslog();
+    let answer = setup.ask(b"HELP\r\n");
+    assert_eq!(answer, (UNAVAILABLE, 1));
+    let line = answer.log_line();
     assert!(line.starts_with("<27>"), "{line}");
     assert!(
         line.ends_with(&format!(
             "outcome=config-error ({}:2:7: missing the user to run the program as)",
-            setup.table().display()
+            setup.table_path()
         )),
         "{line}"
     );
@@ -466,52 +351,51 @@ fn as_root_a_table_or_program_others_could_change_is_refused() {
     if !root() {
         return;
     }
-    let setup = Setup::new("+probe nobody {dir}/probe\n");
-    let table = setup.table();
-    let path = table.display().to_string();
-    let probe = setup.dir.path().join("probe").display().to_string();
+    let setup = server("+probe nobody {dir}/probe\n");
+    let path = setup.table_path();
+    let probe = setup.dir().join("probe").display().to_string();
     let refused = |err: String| (String::new(), format!("in.tcpmuxd: {err}\n"), 1);
 
-    nix::unistd::chown(&table, Some(nix::unistd::Uid::from_raw(65534)), None).unwrap();
+    nix::unistd::chown(path, Some(nix::unistd::Uid::from_raw(65534)), None).unwrap();
     assert_eq!(
-        check(&table),
+        check(path, &[]),
         refused(format!(
             "{path}: the table is owned by uid 65534, not root; refused, as sshd's StrictModes would"
         ))
     );
-    nix::unistd::chown(&table, Some(nix::unistd::Uid::from_raw(0)), None).unwrap();
+    nix::unistd::chown(path, Some(nix::unistd::Uid::from_raw(0)), None).unwrap();
 
-    fs::set_permissions(&table, fs::Permissions::from_mode(0o664)).unwrap();
+    fs::set_permissions(path, fs::Permissions::from_mode(0o664)).unwrap();
     assert_eq!(
-        check(&table),
+        check(path, &[]),
         refused(format!(
             "{path}: the table is writable by group or others (mode 0664); refused, as sshd's StrictModes would"
         ))
     );
-    fs::set_permissions(&table, fs::Permissions::from_mode(0o644)).unwrap();
+    fs::set_permissions(path, fs::Permissions::from_mode(0o644)).unwrap();
 
     fs::set_permissions(&probe, fs::Permissions::from_mode(0o757)).unwrap();
     assert_eq!(
-        check(&table),
+        check(path, &[]),
         refused(format!(
             "{path}:1: program {probe} is writable by group or others (mode 0757); refused, as sshd's StrictModes would"
         ))
     );
     fs::set_permissions(&probe, fs::Permissions::from_mode(0o644)).unwrap();
     assert_eq!(
-        check(&table),
+        check(path, &[]),
         refused(format!("{path}:1: program {probe} is not executable"))
     );
 
     setup.write_table("+probe nobody {dir}\n");
-    let dir = setup.dir.path().display();
+    let dir = setup.dir().display();
     assert_eq!(
-        check(&table),
+        check(path, &[]),
         refused(format!("{path}:1: program {dir} is not a regular file"))
     );
     setup.write_table("+probe nobody {dir}/missing\n");
     assert_eq!(
-        check(&table),
+        check(path, &[]),
         refused(format!(
             "{path}:1: cannot open program {dir}/missing: No such file or directory"
         ))
@@ -519,11 +403,8 @@ fn as_root_a_table_or_program_others_could_change_is_refused() {
 
     // Programs are checked when launched: the launch gets the short
     // refusal, while HELP, which launches nothing, is answered.
-    assert_eq!(setup.exchange(b"probe\r\n"), (UNAVAILABLE.to_vec(), 8));
-    assert_eq!(
-        setup.exchange(b"HELP\r\n"),
-        (b"tcpmux\r\nprobe\r\n".to_vec(), 0)
-    );
+    assert_eq!(setup.ask(b"probe\r\n"), (UNAVAILABLE, 8));
+    assert_eq!(setup.ask(b"HELP\r\n"), (b"tcpmux\r\nprobe\r\n", 0));
 }
 
 #[test]
@@ -531,52 +412,16 @@ fn a_program_the_user_cannot_run_gets_a_refusal_not_a_hang() {
     if !root() {
         return;
     }
-    let setup = Setup::new("+plus nobody {dir}/probe\nown nobody {dir}/probe\n");
-    let probe = setup.dir.path().join("probe");
+    let setup = server("+plus nobody {dir}/probe\nown nobody {dir}/probe\n").syslog();
+    let probe = setup.dir().join("probe");
     // Root may run it, so the table passes, but nobody may not.
     fs::set_permissions(&probe, fs::Permissions::from_mode(0o700)).unwrap();
-    let syslog = Syslog::new();
     for name in ["plus", "own"] {
-        let mut inetd = Inetd::spawn(&[
-            "-c",
-            setup.table().to_str().unwrap(),
-            "--syslog-socket",
-            &syslog.path(),
-        ]);
-        inetd.send(format!("{name}\r\n").as_bytes());
-        assert_eq!(inetd.finish(), (UNAVAILABLE.to_vec(), 8), "{name}");
-        let line = syslog.line();
+        let answer = setup.ask(format!("{name}\r\n").as_bytes());
+        assert_eq!(answer, (UNAVAILABLE, 8), "{name}");
+        let line = answer.log_line();
         assert!(line.contains(&format!("name={name} outcome=launch-failed (nobody cannot run {}: EACCES: Permission denied)", probe.display())), "{line}");
     }
-}
-
-/// The server run as `nobody`, as the shipped inetd line runs it.
-fn exchange_as_nobody(setup: &Setup, syslog: &Syslog, input: &[u8]) -> (Vec<u8>, i32) {
-    use std::os::unix::process::CommandExt;
-    let (mut client, server) = common::tcp_pair();
-    let fd =
-        |s: &std::net::TcpStream| Stdio::from(std::os::fd::OwnedFd::from(s.try_clone().unwrap()));
-    let mut child = Command::new(common::binary())
-        .args([
-            "-c",
-            setup.table().to_str().unwrap(),
-            "--syslog-socket",
-            &syslog.path(),
-        ])
-        .uid(65534)
-        .gid(65534)
-        .stdin(fd(&server))
-        .stdout(fd(&server))
-        .stderr(fd(&server))
-        .spawn()
-        .unwrap();
-    std::io::Write::write_all(&mut client, input).unwrap();
-    client.shutdown(std::net::Shutdown::Write).unwrap();
-    let code = common::wait_for(&mut child).code().unwrap();
-    drop(server);
-    let mut reply = Vec::new();
-    client.read_to_end(&mut reply).unwrap();
-    (reply, code)
 }
 
 #[test]
@@ -584,28 +429,21 @@ fn a_server_that_is_not_root_runs_only_its_own_user() {
     if !root() {
         return;
     }
-    let setup = Setup::new(
+    let setup = server(
         "+mine nobody:nogroup /bin/cat\n+theirs root /bin/cat\n+gone nobody {dir}/missing\n",
-    );
-    let syslog = Syslog::new();
-    assert_eq!(
-        exchange_as_nobody(&setup, &syslog, b"mine\r\nhi\r\n"),
-        (b"+Go\r\nhi\r\n".to_vec(), 0)
-    );
-    syslog.line();
-    assert_eq!(
-        exchange_as_nobody(&setup, &syslog, b"theirs\r\n"),
-        (UNAVAILABLE.to_vec(), 8)
-    );
-    let line = syslog.line();
+    )
+    .syslog()
+    .as_nobody();
+    assert_eq!(setup.ask(b"mine\r\nhi\r\n"), (b"+Go\r\nhi\r\n", 0));
+    let answer = setup.ask(b"theirs\r\n");
+    assert_eq!(answer, (UNAVAILABLE, 8));
+    let line = answer.log_line();
     assert!(line.contains("outcome=launch-failed (the server runs as uid 65534 gid 65534, not root, so it cannot run a service as root (uid 0 gid 0))"), "{line}");
     // Not root, so no StrictModes: the missing program is found at launch.
-    assert_eq!(
-        exchange_as_nobody(&setup, &syslog, b"gone\r\n"),
-        (UNAVAILABLE.to_vec(), 8)
-    );
-    let line = syslog.line();
-    let missing = setup.dir.path().join("missing");
+    let answer = setup.ask(b"gone\r\n");
+    assert_eq!(answer, (UNAVAILABLE, 8));
+    let line = answer.log_line();
+    let missing = setup.dir().join("missing");
     assert!(
         line.ends_with(&format!(
             "outcome=launch-failed (cannot open program {}: No such file or directory)",

@@ -11,20 +11,10 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use common::{Inetd, Listener, TempDir, ask, root, run_piped, wait_for};
+use common::{Listener, Server, TempDir, ask, check, root, wait_for};
+use tcpmuxd::protocol::UNAVAILABLE;
 
-const UNAVAILABLE: &[u8] = b"-Service temporarily unavailable\r\n";
 const STRICT: &str = "refused, as sshd's StrictModes would";
-
-/// `in.tcpmuxd --check -c TABLE`: standard output, standard error, status.
-fn check(table: &Path) -> (String, String, i32) {
-    let (out, err, code) = run_piped(&["--check", "-c", table.to_str().unwrap()], b"");
-    (
-        String::from_utf8(out).unwrap(),
-        String::from_utf8(err).unwrap(),
-        code,
-    )
-}
 
 /// A copy of /bin/cat, root's and 0755, at `path`: an ELF program, exec'd
 /// by descriptor.
@@ -36,14 +26,6 @@ fn cat_at(path: &Path) -> PathBuf {
 
 fn nobody() -> nix::unistd::Uid {
     nix::unistd::Uid::from_raw(65534)
-}
-
-/// One connection in inetd mode with `input`, the sending side closed.
-fn inetd(table: &str, input: &[u8]) -> (Vec<u8>, i32) {
-    let mut inetd = Inetd::spawn(&["-c", table, "--log", "none"]);
-    inetd.send(input);
-    inetd.client.shutdown(std::net::Shutdown::Write).unwrap();
-    inetd.finish()
 }
 
 /// The attack: a user who owns a directory on a root service's program path
@@ -59,7 +41,7 @@ fn a_directory_a_user_owns_on_the_way_to_a_program_is_refused() {
     nix::unistd::chown(&owned, Some(nobody()), None).unwrap();
     let program = cat_at(&owned.join("prog"));
     let table = common::table(&dir, &format!("+svc root {}\n", program.display()));
-    let (out, err, code) = check(Path::new(&table));
+    let (out, err, code) = check(&table, &[]);
     assert_eq!(
         (out.as_str(), err, code),
         (
@@ -75,10 +57,8 @@ fn a_directory_a_user_owns_on_the_way_to_a_program_is_refused() {
     // The user swaps in a shell: the client must not get root's.
     fs::remove_file(&program).unwrap();
     std::os::unix::fs::symlink("/bin/sh", &program).unwrap();
-    assert_eq!(
-        inetd(&table, b"svc\r\nid -u\r\n"),
-        (UNAVAILABLE.to_vec(), 8)
-    );
+    let inetd = Server::inetd().table_at(&table);
+    assert_eq!(inetd.ask(b"svc\r\nid -u\r\n"), (UNAVAILABLE, 8));
     let server = Listener::start(&["-c", &table]);
     assert_eq!(ask(server.v4, b"svc\r\nid -u\r\n"), UNAVAILABLE);
     let line = server.expect_log("outcome=launch-failed");
@@ -87,7 +67,7 @@ fn a_directory_a_user_owns_on_the_way_to_a_program_is_refused() {
     let link = dir.path().join("link");
     std::os::unix::fs::symlink(&owned, &link).unwrap();
     let table = common::table(&dir, &format!("+svc root {}/prog\n", link.display()));
-    assert_eq!(check(Path::new(&table)).2, 1);
+    assert_eq!(check(&table, &[]).2, 1);
 }
 
 /// The attack: the program is fine when the table is read, and made
@@ -103,7 +83,7 @@ fn the_program_is_checked_at_launch_not_when_the_table_was_read() {
     let table = common::table(&dir, &format!("+svc root {}\n", program.display()));
 
     // Inetd mode: `+OK` shows the table is read; then the program changes.
-    let mut conn = Inetd::spawn(&["-c", &table, "--log", "none"]);
+    let mut conn = Server::inetd().table_at(&table).connect();
     conn.send(b"tcpmux\r\n");
     let mut ok = [0u8; 5];
     conn.client.read_exact(&mut ok).unwrap();
@@ -144,11 +124,11 @@ fn a_table_that_is_not_a_regular_file_is_refused_without_waiting() {
     for table in [&fifo, &zero] {
         let table = table.to_str().unwrap();
         assert_eq!(
-            inetd(table, b"HELP\r\n"),
-            (UNAVAILABLE.to_vec(), 1),
+            Server::inetd().table_at(table).ask(b"HELP\r\n"),
+            (UNAVAILABLE, 1),
             "{table}"
         );
-        let (_, err, code) = check(Path::new(table));
+        let (_, err, code) = check(table, &[]);
         assert_eq!(
             (err, code),
             (
@@ -181,9 +161,9 @@ fn a_table_in_a_directory_a_user_owns_is_refused() {
     let table = owned.join("tcpmux.conf");
     fs::write(&table, "+echo nobody /bin/cat\n").unwrap();
     fs::set_permissions(&table, fs::Permissions::from_mode(0o644)).unwrap();
-    assert_eq!(check(&table).2, 0);
+    assert_eq!(check(&table, &[]).2, 0);
     nix::unistd::chown(&owned, Some(nobody()), None).unwrap();
-    let (_, err, code) = check(&table);
+    let (_, err, code) = check(&table, &[]);
     assert_eq!(
         (err, code),
         (
@@ -203,7 +183,7 @@ fn a_table_over_the_size_cap_is_refused() {
     let mut text = "+echo nobody /bin/cat\n".to_owned();
     text.push_str(&"#".repeat(16 << 20));
     let table = common::table(&dir, &text);
-    let (_, err, code) = check(Path::new(&table));
+    let (_, err, code) = check(&table, &[]);
     assert_eq!(
         (err, code),
         (
@@ -217,7 +197,7 @@ fn a_table_over_the_size_cap_is_refused() {
 fn a_nul_in_an_argument_is_refused() {
     let dir = TempDir::new("nul");
     let table = common::table(&dir, "+echo nobody /bin/echo one tw\0o\n");
-    let (_, err, code) = check(Path::new(&table));
+    let (_, err, code) = check(&table, &[]);
     assert_eq!(
         (err, code),
         (

@@ -12,7 +12,9 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use common::{PATIENCE, Running, TempDir, binary, free_port, present, socket_activated, start};
+use common::{
+    PATIENCE, Running, Server, TempDir, binary, free_port, present, socket_activated, start,
+};
 
 /// The test inetd: Debian's openbsd-inetd, unpacked by `.ci/run` so that it
 /// need not conflict with xinetd.
@@ -21,8 +23,10 @@ fn openbsd_inetd() -> String {
         .unwrap_or_else(|_| "/opt/tcpmuxd-ci/openbsd-inetd/usr/sbin/inetd".to_owned())
 }
 
-/// Sends `request` in one write and reads the reply to the end.
-fn ask(port: u16, request: &[u8]) -> Vec<u8> {
+/// Sends `request` in one write without closing the sending side, as nc
+/// does, and reads the reply to the end; unlike `common::ask`, a reset
+/// fails the test.
+fn write_and_read(port: u16, request: &[u8]) -> Vec<u8> {
     let mut client = TcpStream::connect(("127.0.0.1", port)).unwrap();
     client.set_read_timeout(Some(PATIENCE)).unwrap();
     client.write_all(request).unwrap();
@@ -35,10 +39,13 @@ fn ask(port: u16, request: &[u8]) -> Vec<u8> {
 /// no byte lost between them, and a refusal.
 fn check_the_protocol(port: u16) {
     // The probe connection of `start` may still be in the accept queue.
-    assert_eq!(ask(port, b"HELP\r\n"), b"tcpmux\r\n");
-    assert_eq!(ask(port, b"tcpmux\r\nHELP\r\n"), b"+OK\r\ntcpmux\r\n");
+    assert_eq!(write_and_read(port, b"HELP\r\n"), b"tcpmux\r\n");
     assert_eq!(
-        ask(port, b"nosuch\r\n"),
+        write_and_read(port, b"tcpmux\r\nHELP\r\n"),
+        b"+OK\r\ntcpmux\r\n"
+    );
+    assert_eq!(
+        write_and_read(port, b"nosuch\r\n"),
         b"-Service not available; send HELP for a list\r\n"
     );
 }
@@ -199,13 +206,9 @@ fn the_shipped_systemd_units_verify_and_serve() {
 }
 
 /// A table with one service, `+echo` running `/bin/cat` as nobody, which a
-/// server run as nobody may start.
-fn echo_table() -> (TempDir, String) {
-    let dir = TempDir::new("echo-table");
-    let path = dir.path().join("tcpmux.conf");
-    fs::write(&path, "+echo nobody /bin/cat\n").unwrap();
-    let path = path.to_str().unwrap().to_owned();
-    (dir, path)
+/// server run as nobody may start; `table_path()` names it.
+fn echo_table() -> Server {
+    Server::inetd().table("+echo nobody /bin/cat\n")
 }
 
 /// A launched service gets the connection and every byte after the name.
@@ -217,13 +220,13 @@ fn check_a_service(port: u16) {
     let mut reply = Vec::new();
     client.read_to_end(&mut reply).unwrap();
     assert_eq!(reply, b"+Go\r\nhello\r\n");
-    assert_eq!(ask(port, b"HELP\r\n"), b"tcpmux\r\necho\r\n");
+    assert_eq!(write_and_read(port, b"HELP\r\n"), b"tcpmux\r\necho\r\n");
 }
 
 #[test]
 fn a_service_under_systemd_socket_activate() {
-    let (_dir, table) = echo_table();
-    if let Some((_server, port)) = socket_activated(&["-c", &table]) {
+    let table = echo_table();
+    if let Some((_server, port)) = socket_activated(&["-c", table.table_path()]) {
         check_a_service(port);
     }
 }
@@ -233,9 +236,10 @@ fn a_service_under_xinetd() {
     if !present("/usr/sbin/xinetd") {
         return;
     }
-    let (dir, table) = echo_table();
+    let table = echo_table();
+    let dir = TempDir::new("xinetd");
     let port = free_port();
-    let _server = xinetd(&dir, port, Some(&format!("-c {table}")));
+    let _server = xinetd(&dir, port, Some(&format!("-c {}", table.table_path())));
     check_a_service(port);
 }
 

@@ -14,7 +14,10 @@ use std::net::{SocketAddr, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{Listener, PATIENCE, TempDir, read_reply, socket_activated, zombie_children};
+use common::{
+    Listener, PATIENCE, Server, TempDir, read_reply, socket_activated, wait_until, zombie_children,
+};
+use tcpmuxd::protocol::{UNAVAILABLE, UNKNOWN_SERVICE as UNKNOWN};
 
 fn full() -> bool {
     std::env::var("TCPMUXD_TORTURE").is_ok_and(|v| v == "full")
@@ -24,9 +27,6 @@ fn full() -> bool {
 fn load() -> (usize, usize) {
     if full() { (10_000, 200) } else { (1_000, 50) }
 }
-
-const UNKNOWN: &[u8] = b"-Service not available; send HELP for a list\r\n";
-const UNAVAILABLE: &[u8] = b"-Service temporarily unavailable\r\n";
 
 /// Open descriptors and resident KiB of a process.
 fn footprint(pid: u32) -> (usize, u64) {
@@ -75,9 +75,7 @@ fn hammer(addr: SocketAddr, total: usize, concurrency: usize) -> usize {
 }
 
 fn echo_table(dir: &TempDir) -> String {
-    let path = dir.path().join("tcpmux.conf");
-    fs::write(&path, "+echo nobody /bin/cat\n").unwrap();
-    path.to_str().unwrap().to_owned()
+    common::table(dir, "+echo nobody /bin/cat\n")
 }
 
 #[test]
@@ -143,14 +141,9 @@ fn load_through_systemd_socket_activate() {
     // Fewer at once than through the listener: each is a process here.
     let wrong = hammer(addr, total, concurrency.min(100));
     let pid = activator.0.id();
-    let deadline = Instant::now() + PATIENCE;
-    while zombie_children(pid) > 0 {
-        assert!(
-            Instant::now() < deadline,
-            "zombies of systemd-socket-activate"
-        );
-        thread::sleep(Duration::from_millis(50));
-    }
+    wait_until("zombies of systemd-socket-activate", || {
+        zombie_children(pid) == 0
+    });
     assert_eq!(wrong, 0, "wrong replies");
 }
 
@@ -281,22 +274,23 @@ fn services_that_exit_at_once_never_read_or_are_missing() {
     );
     fs::write(&path, table).unwrap();
     let mut server = Listener::start(&["-c", path.to_str().unwrap()]);
-    let ask = |request: &[u8]| {
+    // The client sends and reads without closing its sending side.
+    let reply_to = |request: &[u8]| {
         let mut stream = TcpStream::connect(server.v4).unwrap();
         stream.set_read_timeout(Some(PATIENCE)).unwrap();
         let _ = stream.write_all(request);
         read_reply(&mut stream)
     };
-    assert_eq!(ask(b"quick\r\nignored by the service\r\n"), b"+Go\r\n");
+    assert_eq!(reply_to(b"quick\r\nignored by the service\r\n"), b"+Go\r\n");
     // A service that never reads: the client's data waits in the socket
     // and the connection ends when the service does.
     assert_eq!(
-        ask(&[b"deaf\r\n".as_slice(), &[b'x'; 100_000]].concat()),
+        reply_to(&[b"deaf\r\n".as_slice(), &[b'x'; 100_000]].concat()),
         b"+Go\r\n"
     );
     // The program vanishes after the table was read.
     fs::remove_file(&doomed).unwrap();
-    assert_eq!(ask(b"doomed\r\n"), UNAVAILABLE);
+    assert_eq!(reply_to(b"doomed\r\n"), UNAVAILABLE);
     let line = server.expect_log("name=doomed outcome=launch-failed");
     assert!(line.contains("No such file or directory"), "{line}");
     assert!(server.alive());
@@ -340,7 +334,6 @@ fn an_unreadable_or_replaced_table() {
     assert!(server.alive());
 
     // Inetd mode reads it at every connection and refuses while it is broken.
-    let mut inetd = common::Inetd::spawn(&["-c", table, "--log", "none"]);
-    inetd.send(b"HELP\r\n");
-    assert_eq!(inetd.finish(), (UNAVAILABLE.to_vec(), 1));
+    let inetd = Server::inetd().table_at(table);
+    assert_eq!(inetd.ask(b"HELP\r\n"), (UNAVAILABLE, 1));
 }

@@ -1,8 +1,23 @@
 //! What the integration tests share: the binary under its installed name,
-//! scratch directories, and a connection handed to the binary the way inetd
-//! hands it over.
+//! scratch directories, a connection handed to the binary the way inetd
+//! hands it over, and [`Server`], the builder that starts the server the
+//! way a user would.
+//!
+//! Reply lines are the library's own constants (`tcpmuxd::protocol`,
+//! `tcpmuxd::listener::BUSY`), so that the tests and the code cannot drift
+//! apart. The bytes on the wire are pinned independently, as literals, where
+//! a test is the specification: `tests/inetd.rs`'s table of inputs and
+//! replies, which the README quotes, and the tests beside it.
+//!
+//! Readiness is probed, never slept for: a log line, an answered `tcpmux`,
+//! /proc, or [`wait_until`] with a deadline.
 
 #![allow(dead_code)] // each test crate uses its own part of this
+
+mod server;
+
+#[allow(unused_imports)] // not every test crate names an Answer
+pub use server::{Answer, Server};
 
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -132,9 +147,15 @@ impl Inetd {
     }
 
     pub fn spawn_on(client: TcpStream, server: TcpStream, args: &[&str]) -> Inetd {
+        let mut command = Command::new(binary());
+        command.args(args);
+        Inetd::spawn_command(command, client, server)
+    }
+
+    /// Runs `command` with `server` on its fds 0 to 2.
+    pub fn spawn_command(mut command: Command, client: TcpStream, server: TcpStream) -> Inetd {
         let fd = |s: &TcpStream| Stdio::from(std::os::fd::OwnedFd::from(s.try_clone().unwrap()));
-        let child = Command::new(binary())
-            .args(args)
+        let child = command
             .stdin(fd(&server))
             .stdout(fd(&server))
             .stderr(fd(&server))
@@ -193,6 +214,33 @@ pub fn wait_for(child: &mut Child) -> ExitStatus {
     }
 }
 
+/// Polls `done` until it holds, failing the test with `what` past
+/// [`PATIENCE`]: the probe for a state the server reaches in its own time.
+pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    while !done() {
+        assert!(Instant::now() < deadline, "{what}");
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `in.tcpmuxd --check -c TABLE` with `args`: standard output, standard
+/// error (each must be UTF-8) and the exit status.
+pub fn check(table: impl AsRef<Path>, args: &[&str]) -> (String, String, i32) {
+    let out = Command::new(binary())
+        .args(["--check", "-c"])
+        .arg(table.as_ref())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+        out.status.code().unwrap(),
+    )
+}
+
 /// Runs the binary with `input` on a pipe; returns stdout, stderr, code.
 pub fn run_piped(args: &[&str], input: &[u8]) -> (Vec<u8>, Vec<u8>, i32) {
     run_program(binary(), args, input.to_vec())
@@ -238,11 +286,17 @@ impl Syslog {
         self.dir.path().join("log").to_str().unwrap().to_owned()
     }
 
-    /// The next line logged, waiting for it.
+    /// The next line logged, waiting for it; a wait cut short by a signal
+    /// (a test with many children gets one now and then) is taken up again.
     pub fn line(&self) -> String {
         let mut buf = vec![0u8; 4096];
-        let n = self.socket.recv(&mut buf).expect("a log line");
-        String::from_utf8_lossy(&buf[..n]).into_owned()
+        loop {
+            match self.socket.recv(&mut buf) {
+                Ok(n) => return String::from_utf8_lossy(&buf[..n]).into_owned(),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => panic!("no log line: {e}"),
+            }
+        }
     }
 
     /// Whatever was logged and not read yet, without waiting.
@@ -314,13 +368,25 @@ pub struct Listener {
     log: mpsc::Receiver<String>,
     pub v4: SocketAddr,
     pub v6: SocketAddr,
+    /// The builder it was started from, which holds its table.
+    pub server: Option<Server>,
+    /// Its sockets once listening: a connection it accepts adds one.
+    sockets_at_start: usize,
 }
 
 impl Listener {
     pub fn start(args: &[&str]) -> Listener {
-        let mut child = Command::new(binary())
+        let mut command = Command::new(binary());
+        command
             .args(["--listen", "127.0.0.1:0", "--listen", "[::1]:0"])
-            .args(args)
+            .args(args);
+        Listener::spawn(command, None)
+    }
+
+    /// Runs `command`, a listener on 127.0.0.1:0 and [::1]:0 that logs to
+    /// standard error, and waits until it says where it listens.
+    pub fn spawn(mut command: Command, server: impl Into<Option<Server>>) -> Listener {
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -341,10 +407,31 @@ impl Listener {
             log,
             v4: "0.0.0.0:0".parse().unwrap(),
             v6: "[::]:0".parse().unwrap(),
+            server: server.into(),
+            sockets_at_start: 0,
         };
         listener.v4 = listener.listening_address();
         listener.v6 = listener.listening_address();
+        listener.sockets_at_start = sockets_of(listener.child.id());
         listener
+    }
+
+    /// Waits until the listener holds `count` accepted connections: the
+    /// probe for a test whose next client must find them counted.
+    pub fn wait_for_connections(&self, count: usize) {
+        let pid = self.child.id();
+        wait_until(
+            &format!("the listener never held {count} connections"),
+            || sockets_of(pid) == self.sockets_at_start + count,
+        );
+    }
+
+    /// The builder's table, written again, for a test that changes it.
+    pub fn write_table(&self, text: &str) {
+        self.server
+            .as_ref()
+            .expect("started by Server")
+            .write_table(text);
     }
 
     fn listening_address(&self) -> SocketAddr {
@@ -391,9 +478,37 @@ impl Drop for Listener {
     }
 }
 
+/// The sockets process `pid` has open, from /proc.
+pub fn sockets_of(pid: u32) -> usize {
+    fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .flatten()
+        .filter(|fd| {
+            fs::read_link(fd.path()).is_ok_and(|to| to.to_string_lossy().starts_with("socket:"))
+        })
+        .count()
+}
+
 pub fn connect(addr: SocketAddr) -> TcpStream {
     let stream = TcpStream::connect(addr).unwrap();
     stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    stream
+}
+
+/// 127.0.0.1 at `port`.
+pub fn loopback(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+/// A client that sent `tcpmux` and got its `+OK`: an answered `tcpmux`
+/// shows the server is serving the connection, in its handshake, holding
+/// its place under the caps.
+pub fn in_handshake(addr: SocketAddr) -> TcpStream {
+    let mut stream = connect(addr);
+    stream.write_all(b"tcpmux\r\n").unwrap();
+    let mut ok = [0u8; 5];
+    stream.read_exact(&mut ok).unwrap();
+    assert_eq!(&ok, tcpmuxd::protocol::MUX_ACCEPT);
     stream
 }
 
@@ -417,15 +532,23 @@ pub fn socket_activated(args: &[&str]) -> Option<(Running, u16)> {
     Some((running, port))
 }
 
-/// Sends `request`, closes the sending side, reads the reply to the end.
+/// Asking, everywhere in these tests: sends `request` from a new client,
+/// closes the sending side, reads the reply to the end.
 pub fn ask(addr: SocketAddr, request: &[u8]) -> Vec<u8> {
-    let mut stream = connect(addr);
-    let _ = stream.write_all(request);
-    let _ = stream.shutdown(std::net::Shutdown::Write);
-    read_reply(&mut stream)
+    ask_with_port(addr, request).1
 }
 
-/// Reads to the end; a reset after the reply counts as the end.
+/// [`ask`], with the client's port, for finding its log line.
+pub fn ask_with_port(addr: SocketAddr, request: &[u8]) -> (u16, Vec<u8>) {
+    let mut stream = connect(addr);
+    let port = stream.local_addr().unwrap().port();
+    let _ = stream.write_all(request);
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    (port, read_reply(&mut stream))
+}
+
+/// Reads to the end; a reset after the reply counts as the end, and a
+/// read cut short by a signal is taken up again.
 pub fn read_reply(stream: &mut TcpStream) -> Vec<u8> {
     let mut reply = Vec::new();
     let mut buf = [0u8; 65536];
@@ -433,6 +556,7 @@ pub fn read_reply(stream: &mut TcpStream) -> Vec<u8> {
         match stream.read(&mut buf) {
             Ok(0) => return reply,
             Ok(n) => reply.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return reply,
             Err(e) => panic!("reading the reply: {e}"),
         }
