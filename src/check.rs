@@ -33,6 +33,7 @@ struct Server {
 
 /// Looks up `USER[:GROUP]`; without a group, the user's own.
 fn server(spec: &str) -> Result<Server, String> {
+    crate::sys::local_accounts_only();
     let (user, group) = match spec.split_once(':') {
         Some((user, group)) => (user, Some(group)),
         None => (spec, None),

@@ -68,7 +68,6 @@ pub fn command() -> Command {
         .version(env!("CARGO_PKG_VERSION"))
         .about(ABOUT)
         .long_about(LONG_ABOUT)
-        .after_help(Exit::help())
         .arg(
             Arg::new("timeout")
                 .short('t')
@@ -221,7 +220,19 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let mut m = command().try_get_matches_from(args)?;
+    let args: Vec<T> = args.into_iter().collect();
+    // The exit statuses close --help; the text is made only when asked
+    // for, since every inetd-mode connection parses a command line.
+    let asks_help = args.iter().any(|a| {
+        let a: OsString = a.clone().into();
+        a == "--help" || a == "-h"
+    });
+    let grammar = if asks_help {
+        command().after_help(Exit::help())
+    } else {
+        command()
+    };
+    let mut m = grammar.try_get_matches_from(args)?;
     let table = TableFile::new(m.remove_one("config"));
     if m.get_flag("check") {
         return Ok(Mode::Check {

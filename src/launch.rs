@@ -87,6 +87,7 @@ impl std::error::Error for LaunchError {}
 /// named `root`: another name for root in a table would hide what runs as
 /// root from whoever reads it.
 pub fn credentials(service: &Service) -> Result<Credentials, String> {
+    sys::local_accounts_only();
     let user = User::from_name(&service.user)
         .map_err(|e| format!("looking up user {}: {e}", service.user))?
         .ok_or_else(|| format!("no such user {:?}", service.user))?;

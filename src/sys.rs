@@ -50,13 +50,20 @@ unsafe extern "C" {
 /// The binary is linked statically against glibc, whose "files" lookups are
 /// built in; any other NSS module (systemd, sss, ldap) would be loaded with
 /// dlopen, and a shared module inside a static process crashes it. Service
-/// users are therefore local accounts. Call once, before any lookup.
+/// users are therefore local accounts. Called before every lookup (the
+/// first call does the work), not at start: setting NSS up reads
+/// /etc/nsswitch.conf, which a connection that looks nobody up (HELP, a
+/// refusal) need not pay for.
 pub fn local_accounts_only() {
-    for db in [c"passwd", c"group", c"initgroups"] {
-        // SAFETY: both arguments are NUL-terminated static strings, and this
-        // runs at start-up, before any thread or lookup that could race it.
-        unsafe { __nss_configure_lookup(db.as_ptr(), c"files".as_ptr()) };
-    }
+    static CONFIGURED: std::sync::Once = std::sync::Once::new();
+    CONFIGURED.call_once(|| {
+        for db in [c"passwd", c"group", c"initgroups"] {
+            // SAFETY: both arguments are NUL-terminated static strings;
+            // every lookup of the crate waits on this Once first, so none
+            // runs while the configuration changes.
+            unsafe { __nss_configure_lookup(db.as_ptr(), c"files".as_ptr()) };
+        }
+    });
 }
 
 /// Makes host name lookups use /etc/hosts and DNS only, both built into a
@@ -613,4 +620,14 @@ pub fn receive_with_fd(
     // The rest are dropped, and so closed.
     owned.for_each(drop);
     Ok((bytes, first))
+}
+
+/// Ignores SIGPIPE, as Rust's runtime does for a program with a Rust
+/// `main`: a write to a connection the client closed then fails with EPIPE
+/// instead of killing the process. A launched program gets it back at its
+/// default (`ExecPlan` resets every signal).
+pub fn ignore_sigpipe() {
+    use nix::sys::signal::{SigHandler, Signal, signal};
+    // SAFETY: SIG_IGN runs no code of ours in a signal context.
+    let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigIgn) };
 }
