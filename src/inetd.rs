@@ -18,7 +18,8 @@ use crate::load::{self, TableFile};
 use crate::logging::{self, Log};
 use crate::peer::Peer;
 use crate::protocol;
-use crate::session::{self, Conversation, FdSink, FdSource, Outcome, ReplySink, Report};
+use crate::session::{self, Conversation, Outcome, Report};
+use crate::source::{FdSink, FdSource, ReplySink};
 use crate::sys;
 use crate::table::Service;
 

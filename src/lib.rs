@@ -15,8 +15,10 @@
 //!   when root, and `config` parses it into a `table::Table`.
 //! - The conversation: `session` reads the request line with `protocol`,
 //!   a pure parser with a hard cap, all under one deadline, and answers
-//!   HELP, `tcpmux` and refusals itself; after a `-` line `close` drains
-//!   the connection so the line is not lost to a reset.
+//!   HELP, `tcpmux` and refusals itself; its bytes come and go through
+//!   `source`, which the client reads its reply through too. After a `-`
+//!   line `close` drains the connection so the line is not lost to a
+//!   reset.
 //! - The launch: `access` checks the service's address rules in the
 //!   session; `launch` looks up the user, opens and checks the program,
 //!   and builds its argv and environment; `sys::ExecPlan` runs the last
@@ -47,6 +49,7 @@ pub mod protocol;
 pub mod proxy;
 pub mod relay;
 pub mod session;
+pub mod source;
 pub mod strict;
 pub mod sys;
 pub mod table;

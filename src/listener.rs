@@ -38,7 +38,8 @@ use crate::inetd;
 use crate::launch;
 use crate::load;
 use crate::peer::Peer;
-use crate::session::{self, Conversation, FdSink, FdSource, Outcome, ReplySink, Report};
+use crate::session::{self, Conversation, Outcome, Report};
+use crate::source::{ByteSource, FdSink, FdSource, ReplySink};
 use crate::sys;
 use crate::table::{Service, Table};
 
@@ -479,7 +480,7 @@ fn serve(shared: &Shared, stream: TcpStream, peer: Peer, slot: Slot) {
 /// 0 to 2, and waits for it, so the slot is held while the service runs and
 /// the child is reaped. The checks, the lookups and the opening of the
 /// program happen here, in the listener, right before the fork.
-fn hand_over<S: session::ByteSource, W: ReplySink>(
+fn hand_over<S: ByteSource, W: ReplySink>(
     out: &mut Conversation<S, W>,
     stream: &TcpStream,
     peer: &Peer,
@@ -509,7 +510,7 @@ fn hand_over<S: session::ByteSource, W: ReplySink>(
 
 /// Tells the client and the log, then drains the connection holding its
 /// place, as for other refusals; the place is freed after.
-fn launch_failed<S: session::ByteSource, W: ReplySink>(
+fn launch_failed<S: ByteSource, W: ReplySink>(
     out: &mut Conversation<S, W>,
     stream: &TcpStream,
     peer: &Peer,
