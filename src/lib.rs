@@ -5,7 +5,8 @@
 //!
 //! - `cli` reads the command line into one `Mode`: `--check` (`check`),
 //!   inetd mode (`inetd`) or listen mode (`listener`). `logging` sets up
-//!   where the log goes; `exit` holds every exit status.
+//!   where the log goes; `event` is what a connection's log line says,
+//!   rendered in one place; `exit` holds every exit status.
 //! - The connection: in inetd mode the super-server accepted it and put it
 //!   on fds 0 to 2; in listen mode `listener` accepts it (on its own
 //!   sockets, or systemd's, via `sys`), applies the caps per source
@@ -36,6 +37,7 @@ pub mod cli;
 pub mod client;
 pub mod close;
 pub mod config;
+pub mod event;
 pub mod exit;
 pub mod forward;
 pub mod inetd;

@@ -22,6 +22,7 @@
 use std::io::{self, Write};
 use std::time::{Duration, Instant};
 
+use crate::event::{self, Event};
 use crate::peer::Peer;
 use crate::protocol::{self, HelpReply, LineError, LineParser, Request, Step};
 use crate::source::{ByteSource, ReplySink};
@@ -262,42 +263,34 @@ impl Outcome {
     }
 }
 
-/// The one log line of a connection: peer, name, outcome. Every name in it
-/// went through the line parser, which keeps only printable ASCII, so a
-/// client cannot forge log lines.
-pub fn log_line(peer: &Peer, result: &io::Result<Report>) -> String {
+/// The event of a conversation that ended here, without a launch: its one
+/// log line.
+pub fn event(peer: &Peer, result: &io::Result<Report>) -> Event {
     let report = match result {
         Ok(report) => report,
-        Err(e) => return format!("peer={peer} outcome=io-error ({e})"),
+        Err(e) => return Event::new(*peer, event::Outcome::IoError).because(e),
     };
-    let mux = match report.mux_accepts {
-        0 => String::new(),
-        n => format!(" tcpmux={n}"),
+    let line = |outcome| {
+        Event::new(*peer, outcome)
+            .name(report.outcome.name())
+            .mux_accepts(report.mux_accepts)
     };
-    let body = match &report.outcome {
-        Outcome::Help => "name=HELP outcome=help".to_owned(),
-        Outcome::Unknown { name } => format!("name={name} outcome=unknown"),
-        Outcome::Denied { name } => format!("name={name} outcome=denied"),
-        Outcome::Launch { service } => format!("name={} outcome=launch", service.name),
-        Outcome::BadLine { error, received } => {
-            format!("name={} outcome=bad-line ({error})", shown(received))
-        }
-        Outcome::TooManyMux { name } => format!(
-            "name={name} outcome=bad-line (tcpmux more than {} times)",
+    match &report.outcome {
+        Outcome::Help => line(event::Outcome::Help),
+        Outcome::Unknown { .. } => line(event::Outcome::Unknown),
+        Outcome::Denied { .. } => line(event::Outcome::Denied),
+        Outcome::Launch { .. } => line(event::Outcome::Launch),
+        Outcome::BadLine { error, .. } => line(event::Outcome::BadLine).because(error),
+        Outcome::TooManyMux { .. } => line(event::Outcome::BadLine).because(format_args!(
+            "tcpmux more than {} times",
             protocol::MAX_MUX_ACCEPTS
-        ),
-        Outcome::TimedOut { received } => format!("name={} outcome=timeout", shown(received)),
-        Outcome::ReplyTimedOut { name } => {
-            format!("name={name} outcome=timeout (the client did not read the reply)")
+        )),
+        Outcome::TimedOut { .. } => line(event::Outcome::Timeout),
+        Outcome::ReplyTimedOut { .. } => {
+            line(event::Outcome::Timeout).because("the client did not read the reply")
         }
-        Outcome::Eof { received } => format!("name={} outcome=eof", shown(received)),
-    };
-    format!("peer={peer} {body}{mux}")
-}
-
-/// A partial name, or `-` when nothing was received.
-fn shown(received: &str) -> &str {
-    if received.is_empty() { "-" } else { received }
+        Outcome::Eof { .. } => line(event::Outcome::Eof),
+    }
 }
 
 #[cfg(test)]
@@ -508,7 +501,7 @@ mod tests {
         let name = "HELP".to_owned();
         assert_eq!(report.outcome, Outcome::ReplyTimedOut { name });
         assert_eq!(
-            log_line(&Peer::unknown(), &Ok(report)),
+            event(&Peer::unknown(), &Ok(report)).to_string(),
             "peer=unknown name=HELP outcome=timeout (the client did not read the reply) tcpmux=1"
         );
         let (_, sink) = conversation.into_parts();
