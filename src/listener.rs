@@ -290,7 +290,7 @@ fn os(e: nix::Error) -> anyhow::Error {
 const OPEN_FILES_PER_CONNECTION: u64 = 2;
 
 /// Descriptors the listener holds besides its connections': standard
-/// input, output and error, the syslog socket, the signalfd, the busy
+/// input, output and error, the log's socket, the signalfd, the busy
 /// connections being drained, and room for the table and the directories
 /// walked to check a program.
 const OPEN_FILES_BESIDES: u64 = 3 + 1 + 1 + close::MAX_DRAINING as u64 + 16;
