@@ -13,7 +13,7 @@ use std::time::Instant;
 use crate::access::Cidr;
 use crate::peer::Peer;
 use crate::proxy::{self, Header, Invalid, Parse};
-use crate::session::ByteSource;
+use crate::source::ByteSource;
 
 /// The sources whose connections begin with a header.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -86,9 +86,10 @@ pub fn command() -> Command {
                 .value_name("TARGET")
                 .value_parser(Target::ALL.map(|(name, _)| name))
                 .help(
-                    "Where log lines go: syslog, stderr or none. The default is syslog, or \
-                     stderr with --listen. Where stderr is the client's connection (under \
-                     inetd or xinetd) stderr means syslog, and the first line says so",
+                    "Where log lines go: syslog, stderr, journal (systemd's, its fields \
+                     apart) or none. The default is syslog, or stderr with --listen. Where \
+                     stderr is the client's connection (under inetd or xinetd) stderr means \
+                     syslog, and the first line says so",
                 ),
         )
         .arg(
@@ -103,6 +104,14 @@ pub fn command() -> Command {
                 .value_parser(no_short_l),
         )
         .arg(syslog_socket())
+        .arg(
+            Arg::new("journal-socket")
+                .long("journal-socket")
+                .value_name("PATH")
+                .default_value(logging::JOURNAL_SOCKET)
+                .value_parser(clap::value_parser!(PathBuf))
+                .help("The journal's socket for --log journal, for chroots and tests"),
+        )
         .arg(
             Arg::new("config")
                 .short('c')
@@ -262,6 +271,7 @@ where
         log: Log {
             target,
             syslog_socket: value(&mut m, "syslog-socket")?,
+            journal_socket: value(&mut m, "journal-socket")?,
         },
     };
     if !listening {
@@ -309,7 +319,7 @@ fn refused(e: &clap::Error, args: &[OsString]) -> Exit {
     if !logging::stderr_is_the_connection() {
         let _ = e.print();
     }
-    logging::init(Target::Syslog, &syslog_socket_of(args));
+    Log::syslog(syslog_socket_of(args)).init();
     let message = e.render().to_string();
     let first = message.lines().next().unwrap_or("bad arguments");
     log::error!("{first}");
@@ -358,10 +368,7 @@ mod tests {
         inetd::Settings {
             table: TableFile::new(None),
             timeout: Duration::from_secs(10),
-            log: Log {
-                target: Target::Syslog,
-                syslog_socket: logging::DEV_LOG.into(),
-            },
+            log: Log::syslog(logging::DEV_LOG.into()),
         }
     }
 
@@ -379,8 +386,9 @@ mod tests {
             },
             timeout: Duration::from_secs(3),
             log: Log {
-                target: Target::Stderr,
+                target: Target::Journal,
                 syslog_socket: "/chroot/dev/log".into(),
+                journal_socket: "/chroot/run/systemd/journal/socket".into(),
             },
         };
         let args = [
@@ -389,8 +397,10 @@ mod tests {
             "-t",
             "3",
             "--log",
-            "stderr",
+            "journal",
             "--syslog-socket=/chroot/dev/log",
+            "--journal-socket",
+            "/chroot/run/systemd/journal/socket",
         ];
         assert_eq!(mode(&args), Mode::Inetd(expected));
     }

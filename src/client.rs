@@ -10,7 +10,7 @@ use std::os::fd::AsFd;
 use std::thread;
 use std::time::Instant;
 
-use crate::session::{ByteSource, FdSink, FdSource, ReplySink};
+use crate::source::{ByteSource, FdSink, FdSource, ReplySink};
 
 /// The longest reply line read, and the longest line of a HELP list; a
 /// server that sends more is not TCPMUX.

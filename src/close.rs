@@ -16,7 +16,7 @@
 //! reading them loses nothing.
 //!
 //! Nothing here makes a descriptor non-blocking: reads use `MSG_DONTWAIT`
-//! and waits use `poll`, as in `session`. A pipe or a terminal has no
+//! and waits use `poll`, as in `source`. A pipe or a terminal has no
 //! reset and nothing to drain; it is left alone.
 
 use std::net::TcpStream;

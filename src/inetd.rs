@@ -12,13 +12,15 @@ use std::time::{Duration, Instant};
 use nix::sys::socket::{getsockopt, sockopt};
 
 use crate::close;
+use crate::event::{self, Detail, Event};
 use crate::exit::Exit;
 use crate::launch;
 use crate::load::{self, TableFile};
 use crate::logging::{self, Log};
 use crate::peer::Peer;
 use crate::protocol;
-use crate::session::{self, Conversation, FdSink, FdSource, Outcome, ReplySink, Report};
+use crate::session::{self, Conversation, Outcome, Report};
+use crate::source::{FdSink, FdSource, ReplySink};
 use crate::sys;
 use crate::table::Service;
 
@@ -66,7 +68,9 @@ pub fn run(settings: &Settings) -> Exit {
         Err(e) => {
             // A fresh connection takes a line at once; if not, no waiting.
             let _ = sink.send_now(protocol::UNAVAILABLE);
-            log::error!("peer={peer} outcome=config-error ({e})");
+            Event::new(peer, event::Outcome::ConfigError)
+                .because(&e)
+                .log();
             close::after_refusal(stdin.as_fd(), Instant::now() + settings.timeout);
             return Exit::Config;
         }
@@ -92,7 +96,7 @@ pub fn run(settings: &Settings) -> Exit {
             exit
         }
         result => {
-            log::info!("{}", session::log_line(&peer, &result));
+            session::event(&peer, &result).log();
             if matches!(&result, Ok(report) if report.outcome.refused()) {
                 close::after_refusal(stdin.as_fd(), conversation.deadline());
             }
@@ -127,7 +131,7 @@ pub fn hand_over(service: &Service, peer: &Peer, out: &mut impl Write) -> Exit {
             return Exit::Launch;
         }
     };
-    log::info!("{}", launch_line(peer, service, &launch));
+    launched(peer, service, &launch).log();
     let failure = launch::Failure {
         error: launch::exec_here(&launch),
         accepted: service.mux_replies,
@@ -149,20 +153,23 @@ pub fn launch_failed(
             .write_all(protocol::UNAVAILABLE)
             .and_then(|()| out.flush());
     }
-    log::error!(
-        "peer={peer} name={} outcome=launch-failed ({})",
-        service.name,
-        failure.error
-    );
+    Event::new(*peer, event::Outcome::LaunchFailed)
+        .name(&service.name)
+        .because(&failure.error)
+        .log();
 }
 
-/// The log line of a launch, in both modes.
-pub fn launch_line(peer: &Peer, service: &Service, launch: &launch::Launch) -> String {
+/// The event of a launch, in both modes.
+pub fn launched(peer: &Peer, service: &Service, launch: &launch::Launch) -> Event {
     let creds = &launch.creds;
-    format!(
-        "peer={peer} name={} outcome=launch user={} uid={} gid={} program={}",
-        service.name, creds.user, creds.uid, creds.gid, service.program
-    )
+    Event::new(*peer, event::Outcome::Launch)
+        .name(&service.name)
+        .detail(Detail::Launched {
+            user: creds.user.clone(),
+            uid: creds.uid.as_raw(),
+            gid: creds.gid.as_raw(),
+            program: service.program.clone(),
+        })
 }
 
 #[cfg(test)]

@@ -5,7 +5,8 @@
 //!
 //! - `cli` reads the command line into one `Mode`: `--check` (`check`),
 //!   inetd mode (`inetd`) or listen mode (`listener`). `logging` sets up
-//!   where the log goes; `exit` holds every exit status.
+//!   where the log goes; `event` is what a connection's log line says,
+//!   rendered in one place; `exit` holds every exit status.
 //! - The connection: in inetd mode the super-server accepted it and put it
 //!   on fds 0 to 2; in listen mode `listener` accepts it (on its own
 //!   sockets, or systemd's, via `sys`), applies the caps per source
@@ -15,8 +16,10 @@
 //!   when root, and `config` parses it into a `table::Table`.
 //! - The conversation: `session` reads the request line with `protocol`,
 //!   a pure parser with a hard cap, all under one deadline, and answers
-//!   HELP, `tcpmux` and refusals itself; after a `-` line `close` drains
-//!   the connection so the line is not lost to a reset.
+//!   HELP, `tcpmux` and refusals itself; its bytes come and go through
+//!   `source`, which the client reads its reply through too. After a `-`
+//!   line `close` drains the connection so the line is not lost to a
+//!   reset.
 //! - The launch: `access` checks the service's address rules in the
 //!   session; `launch` looks up the user, opens and checks the program,
 //!   and builds its argv and environment; `sys::ExecPlan` runs the last
@@ -34,6 +37,7 @@ pub mod cli;
 pub mod client;
 pub mod close;
 pub mod config;
+pub mod event;
 pub mod exit;
 pub mod forward;
 pub mod inetd;
@@ -47,6 +51,7 @@ pub mod protocol;
 pub mod proxy;
 pub mod relay;
 pub mod session;
+pub mod source;
 pub mod strict;
 pub mod sys;
 pub mod table;

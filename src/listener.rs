@@ -33,12 +33,14 @@ use nix::sys::socket::{
 
 use crate::access::Cidr;
 use crate::close::{self, Draining};
+use crate::event::{self, Event};
 use crate::exit::Exit;
 use crate::inetd;
 use crate::launch;
 use crate::load;
 use crate::peer::Peer;
-use crate::session::{self, Conversation, FdSink, FdSource, Outcome, ReplySink, Report};
+use crate::session::{self, Conversation, Outcome, Report};
+use crate::source::{ByteSource, FdSink, FdSource, ReplySink};
 use crate::sys;
 use crate::table::{Service, Table};
 
@@ -288,7 +290,7 @@ fn os(e: nix::Error) -> anyhow::Error {
 const OPEN_FILES_PER_CONNECTION: u64 = 2;
 
 /// Descriptors the listener holds besides its connections': standard
-/// input, output and error, the syslog socket, the signalfd, the busy
+/// input, output and error, the log's socket, the signalfd, the busy
 /// connections being drained, and room for the table and the directories
 /// walked to check a program.
 const OPEN_FILES_BESIDES: u64 = 3 + 1 + 1 + close::MAX_DRAINING as u64 + 16;
@@ -429,14 +431,16 @@ fn admit(shared: &Arc<Shared>, stream: TcpStream, draining: &mut Draining) {
     let Some(source) = source else {
         // Reset while still in the accept queue: nothing to serve, but every
         // connection gets its log line.
-        log::info!("peer={peer} outcome=io-error (the connection was gone before it was served)");
+        Event::new(peer, event::Outcome::IoError)
+            .because("the connection was gone before it was served")
+            .log();
         return;
     };
     let Some(slot) = Slot::take(shared, source) else {
         // A fresh connection takes a line at once; if not, no waiting.
         let _ = FdSink::new(stream.as_fd()).send_now(BUSY);
         draining.add(stream);
-        log::warn!("peer={peer} outcome=busy");
+        Event::new(peer, event::Outcome::Busy).log();
         return;
     };
     let shared = Arc::clone(shared);
@@ -445,7 +449,11 @@ fn admit(shared: &Arc<Shared>, stream: TcpStream, draining: &mut Draining) {
         .stack_size(128 * 1024)
         .spawn(move || serve(&shared, stream, peer, slot));
     if let Err(e) = spawned {
-        log::error!("peer={peer} outcome=io-error (no thread for the connection: {e})");
+        // The server's own failure, not the client's: an error.
+        Event::new(peer, event::Outcome::IoError)
+            .because(format_args!("no thread for the connection: {e}"))
+            .at(log::Level::Error)
+            .log();
     }
 }
 
@@ -464,7 +472,7 @@ fn serve(shared: &Shared, stream: TcpStream, peer: Peer, slot: Slot) {
         result => {
             // Logged first, so that a client that has read its reply to
             // the end finds the connection logged, as in inetd mode.
-            log::info!("{}", session::log_line(&peer, &result));
+            session::event(&peer, &result).log();
             // A refused connection keeps its place while it is drained,
             // within its deadline; the slot is dropped after.
             if matches!(&result, Ok(report) if report.outcome.refused()) {
@@ -479,7 +487,7 @@ fn serve(shared: &Shared, stream: TcpStream, peer: Peer, slot: Slot) {
 /// 0 to 2, and waits for it, so the slot is held while the service runs and
 /// the child is reaped. The checks, the lookups and the opening of the
 /// program happen here, in the listener, right before the fork.
-fn hand_over<S: session::ByteSource, W: ReplySink>(
+fn hand_over<S: ByteSource, W: ReplySink>(
     out: &mut Conversation<S, W>,
     stream: &TcpStream,
     peer: &Peer,
@@ -492,7 +500,7 @@ fn hand_over<S: session::ByteSource, W: ReplySink>(
     };
     match launch.plan.spawn(Some(stream.as_fd())) {
         Ok(pid) => {
-            log::info!("{}", inetd::launch_line(peer, service, &launch));
+            inetd::launched(peer, service, &launch).log();
             drop(launch);
             slot.handshake_done();
             let _ = nix::sys::wait::waitpid(pid, None);
@@ -509,7 +517,7 @@ fn hand_over<S: session::ByteSource, W: ReplySink>(
 
 /// Tells the client and the log, then drains the connection holding its
 /// place, as for other refusals; the place is freed after.
-fn launch_failed<S: session::ByteSource, W: ReplySink>(
+fn launch_failed<S: ByteSource, W: ReplySink>(
     out: &mut Conversation<S, W>,
     stream: &TcpStream,
     peer: &Peer,

@@ -1,6 +1,8 @@
 //! Where log lines go. Under a super-server, standard output and standard
 //! error are the client's socket, so the default is syslog, and when syslog
 //! cannot be reached the lines are dropped rather than sent to the client.
+//! The journal (`--log journal`) gets each line with the fields of its
+//! event (see `event`) apart, in its native protocol.
 //!
 //! A log line never waits. A syslog daemon that stopped reading, or a
 //! standard error pipe nobody drains, would otherwise hold every connection
@@ -17,6 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use log::kv::{self, Key, Value, VisitSource};
 use log::{Level, LevelFilter};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
@@ -30,21 +33,27 @@ pub const IDENT: &str = "in.tcpmuxd";
 /// The default syslog socket.
 pub const DEV_LOG: &str = "/dev/log";
 
+/// The default socket of the journal's native protocol.
+pub const JOURNAL_SOCKET: &str = "/run/systemd/journal/socket";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Target {
     /// The local syslog daemon, facility daemon.
     Syslog,
     /// Standard error, for a foreground process; never under inetd.
     Stderr,
+    /// systemd's journal, each event's fields apart.
+    Journal,
     /// Nowhere.
     None,
 }
 
 impl Target {
     /// Every target, as `--log` names it.
-    pub const ALL: [(&'static str, Target); 3] = [
+    pub const ALL: [(&'static str, Target); 4] = [
         ("syslog", Target::Syslog),
         ("stderr", Target::Stderr),
+        ("journal", Target::Journal),
         ("none", Target::None),
     ];
 
@@ -65,18 +74,52 @@ impl Target {
     }
 }
 
-/// Where the log goes, as the command line says: `--log` and
-/// `--syslog-socket`.
+/// Where the log goes, as the command line says: `--log`,
+/// `--syslog-socket` and `--journal-socket`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Log {
     pub target: Target,
     pub syslog_socket: PathBuf,
+    pub journal_socket: PathBuf,
 }
 
 impl Log {
-    /// Sets up the global logger; see [`init`].
+    /// Syslog at `syslog_socket`, as a command line that was refused logs.
+    pub fn syslog(syslog_socket: PathBuf) -> Log {
+        Log {
+            target: Target::Syslog,
+            syslog_socket,
+            journal_socket: JOURNAL_SOCKET.into(),
+        }
+    }
+
+    /// Sets up the global logger and returns the target in use. Never
+    /// fails: a log socket that is missing or refuses us loses the lines,
+    /// which are counted, and the server runs on.
+    ///
+    /// Standard error asked for where it is the client's connection
+    /// (`--log stderr` under inetd or xinetd, which hand the socket over
+    /// on fds 0 to 2) is not used: log text would reach the client in the
+    /// middle of the service's data. The lines go to syslog instead, the
+    /// first of them saying why.
     pub fn init(&self) -> Target {
-        init(self.target, &self.syslog_socket)
+        let target = match self.target {
+            Target::Stderr if stderr_is_the_connection() => Target::Syslog,
+            target => target,
+        };
+        let logger: Box<dyn log::Log> = match target {
+            Target::Syslog => Box::new(SyslogLogger::new(&self.syslog_socket)),
+            Target::Stderr => Box::new(StderrLogger::new()),
+            Target::Journal => Box::new(JournalLogger::new(&self.journal_socket)),
+            Target::None => return target,
+        };
+        if log::set_boxed_logger(logger).is_ok() {
+            log::set_max_level(LevelFilter::Info);
+        }
+        if target != self.target {
+            log::warn!("{FELL_BACK}");
+        }
+        target
     }
 }
 
@@ -84,34 +127,6 @@ impl Log {
 /// a line of standard error no longer than this is never interleaved with
 /// another thread's or process's.
 pub const PIPE_BUF: usize = 4096;
-
-/// Sets up the global logger and returns the target in use. Never fails: a
-/// syslog socket that is missing or refuses us loses the lines, which are
-/// counted, and the server runs on.
-///
-/// Standard error asked for where it is the client's connection (`--log
-/// stderr` under inetd or xinetd, which hand the socket over on fds 0 to 2)
-/// is not used: log text would reach the client in the middle of the
-/// service's data. The lines go to syslog instead, the first of them saying
-/// why.
-pub fn init(asked: Target, syslog_socket: &Path) -> Target {
-    let target = match asked {
-        Target::Stderr if stderr_is_the_connection() => Target::Syslog,
-        target => target,
-    };
-    let logger: Box<dyn log::Log> = match target {
-        Target::Syslog => Box::new(SyslogLogger::new(syslog_socket)),
-        Target::Stderr => Box::new(StderrLogger::new()),
-        Target::None => return target,
-    };
-    if log::set_boxed_logger(logger).is_ok() {
-        log::set_max_level(LevelFilter::Info);
-    }
-    if target != asked {
-        log::warn!("{FELL_BACK}");
-    }
-    target
-}
 
 /// A failure before any connection is served goes to the log and, when the
 /// log is elsewhere, to standard error for the person who started the
@@ -192,9 +207,7 @@ fn truncate(text: &mut String, max: usize) {
 /// so the few lines that connect and send without blocking are here.
 struct SyslogLogger {
     formatter: Formatter3164,
-    path: PathBuf,
-    /// None until the socket can be reached, and again once it broke.
-    connection: Mutex<Option<Connection>>,
+    socket: LogSocket,
     lost: Lost,
 }
 
@@ -207,33 +220,9 @@ impl SyslogLogger {
                 process: IDENT.to_owned(),
                 pid: std::process::id(),
             },
-            path: path.to_owned(),
-            // Connect now, while the process still has the rights it started
-            // with; a service's launch drops them before its log line.
-            connection: Mutex::new(Connection::open(path)),
+            socket: LogSocket::new(path, Streams::Too),
             lost: Lost::default(),
         }
-    }
-
-    /// Sends one formatted line, connecting first when there is no
-    /// connection, and once more when the connection broke: a restarted
-    /// daemon makes a new socket at the same path.
-    fn send(&self, line: &[u8]) -> bool {
-        let mut connection = self.connection.lock().unwrap_or_else(|e| e.into_inner());
-        for _ in 0..2 {
-            if connection.is_none() {
-                *connection = Connection::open(&self.path);
-            }
-            let Some(open) = connection.as_ref() else {
-                return false;
-            };
-            match open.send(line) {
-                Sent::Yes => return true,
-                Sent::Full => return false,
-                Sent::Broken => *connection = None,
-            }
-        }
-        false
     }
 }
 
@@ -253,14 +242,65 @@ impl log::Log for SyslogLogger {
             // The formatter's own unwraps are on a constant time format and
             // on formatting into a String, neither of which can fail.
             let mut datagram = Vec::with_capacity(line.len() + 64);
-            self.formatter.format(&mut datagram, severity, line).is_ok() && self.send(&datagram)
+            self.formatter.format(&mut datagram, severity, line).is_ok()
+                && self.socket.send(&datagram)
         });
     }
 
     fn flush(&self) {}
 }
 
-/// A socket to the syslog daemon, non-blocking from its creation: even the
+/// The socket of a log daemon (syslog's, the journal's) at a path, connected
+/// at start and again after it broke.
+struct LogSocket {
+    path: PathBuf,
+    streams: Streams,
+    /// None until the socket can be reached, and again once it broke.
+    connection: Mutex<Option<Connection>>,
+}
+
+/// Whether a stream socket at the path will do when it is not a datagram
+/// socket: some syslog daemons make one; the journal's is a datagram socket.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Streams {
+    Too,
+    No,
+}
+
+impl LogSocket {
+    fn new(path: &Path, streams: Streams) -> LogSocket {
+        LogSocket {
+            path: path.to_owned(),
+            streams,
+            // Connect now, while the process still has the rights it started
+            // with; a service's launch drops them before its log line.
+            connection: Mutex::new(Connection::open(path, streams)),
+        }
+    }
+
+    /// Sends one datagram, connecting first when there is no connection,
+    /// and once more when the connection broke: a restarted daemon makes a
+    /// new socket at the same path.
+    fn send(&self, datagram: &[u8]) -> bool {
+        let mut connection = self.connection.lock().unwrap_or_else(|e| e.into_inner());
+        for _ in 0..2 {
+            if connection.is_none() {
+                *connection = Connection::open(&self.path, self.streams);
+            }
+            let Some(open) = connection.as_ref() else {
+                return false;
+            };
+            match open.send(datagram) {
+                Sent::Yes => return true,
+                Sent::Full => return false,
+                Sent::Broken => *connection = None,
+            }
+        }
+        false
+    }
+}
+
+/// A socket to a log daemon, non-blocking from its creation: even the
 /// connect of a stream socket returns at once when the daemon's queue of
 /// connections is full.
 enum Connection {
@@ -281,13 +321,13 @@ enum Sent {
 }
 
 impl Connection {
-    fn open(path: &Path) -> Option<Connection> {
+    fn open(path: &Path, streams: Streams) -> Option<Connection> {
         let address = UnixAddr::new(path).ok()?;
         let flags = SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK;
         let datagram = socket::socket(AddressFamily::Unix, SockType::Datagram, flags, None).ok()?;
         match socket::connect(datagram.as_raw_fd(), &address) {
             Ok(()) => return Some(Connection::Datagram(datagram)),
-            Err(Errno::EPROTOTYPE) => {}
+            Err(Errno::EPROTOTYPE) if streams == Streams::Too => {}
             Err(_) => return None,
         }
         let stream = socket::socket(AddressFamily::Unix, SockType::Stream, flags, None).ok()?;
@@ -311,6 +351,101 @@ impl Connection {
             Ok(_) | Err(_) => Sent::Broken,
         }
     }
+}
+
+/// systemd's journal, through its native protocol: one datagram per
+/// record, of `KEY=value` fields each ended by a newline (see
+/// [`journal_datagram`]). Sent without blocking, as to syslog.
+struct JournalLogger {
+    socket: LogSocket,
+    lost: Lost,
+}
+
+impl JournalLogger {
+    fn new(path: &Path) -> JournalLogger {
+        JournalLogger {
+            socket: LogSocket::new(path, Streams::No),
+            lost: Lost::default(),
+        }
+    }
+}
+
+impl log::Log for JournalLogger {
+    fn enabled(&self, _: &log::Metadata) -> bool {
+        true
+    }
+
+    fn log(&self, record: &log::Record) {
+        let mut fields = Fields::default();
+        // Visiting our own fields does not fail; a field that could not be
+        // read would be left out, the line kept.
+        let _ = record.key_values().visit(&mut fields);
+        self.lost.deliver(record.args(), usize::MAX, |line| {
+            self.socket
+                .send(&journal_datagram(record.level(), line, &fields.0))
+        });
+    }
+
+    fn flush(&self) {}
+}
+
+/// A record's key-values as journal fields: the key in capitals (`peer`
+/// is `PEER=`), left out when it cannot be a field's name.
+#[derive(Default)]
+struct Fields(Vec<(String, String)>);
+
+impl<'kvs> VisitSource<'kvs> for Fields {
+    fn visit_pair(&mut self, key: Key<'kvs>, value: Value<'kvs>) -> Result<(), kv::Error> {
+        let name = key.as_str().to_ascii_uppercase();
+        // The journal's rule for the names a client may set.
+        let valid = name.len() <= 64
+            && name.starts_with(|c: char| c.is_ascii_uppercase())
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+        if valid {
+            self.0.push((name, value.to_string()));
+        }
+        Ok(())
+    }
+}
+
+/// The journal's syslog facility for daemons (`LOG_DAEMON >> 3`).
+const JOURNAL_FACILITY: u8 = 3;
+
+/// One datagram of the journal's native protocol: `MESSAGE=` the line,
+/// `PRIORITY=` its syslog severity, `SYSLOG_IDENTIFIER=` and
+/// `SYSLOG_FACILITY=`, then the record's own fields. A value with a
+/// newline in it, which would end the field early, is given in the
+/// protocol's binary form: the name, a newline, the value's length as 64
+/// bits little-endian, the value.
+pub fn journal_datagram(level: Level, message: &str, fields: &[(String, String)]) -> Vec<u8> {
+    let priority = match level {
+        Level::Error => 3,
+        Level::Warn => 4,
+        Level::Info => 6,
+        Level::Debug | Level::Trace => 7,
+    };
+    let fixed = [
+        ("MESSAGE", message.to_owned()),
+        ("PRIORITY", priority.to_string()),
+        ("SYSLOG_IDENTIFIER", IDENT.to_owned()),
+        ("SYSLOG_FACILITY", JOURNAL_FACILITY.to_string()),
+    ];
+    let own = fields.iter().map(|(k, v)| (k.as_str(), v.clone()));
+    let mut datagram = Vec::with_capacity(message.len() + 256);
+    for (name, value) in fixed.into_iter().chain(own) {
+        datagram.extend_from_slice(name.as_bytes());
+        if value.contains('\n') {
+            datagram.push(b'\n');
+            datagram.extend_from_slice(&(value.len() as u64).to_le_bytes());
+        } else {
+            datagram.push(b'=');
+        }
+        datagram.extend_from_slice(value.as_bytes());
+        datagram.push(b'\n');
+    }
+    datagram
 }
 
 /// One line per record on standard error, prefixed like syslog's, each in
@@ -415,7 +550,34 @@ mod tests {
             assert_eq!(Target::from_name(name), Some(target));
             assert_eq!(target.name(), name);
         }
-        assert_eq!(Target::from_name("journal"), None);
+        assert_eq!(Target::from_name("journald"), None);
+    }
+
+    #[test]
+    fn a_journal_datagram_is_fields_and_a_value_with_a_newline_is_counted() {
+        let fields = [("PEER".to_owned(), "192.0.2.7:51234".to_owned())];
+        let datagram = journal_datagram(Level::Error, "two\nlines", &fields);
+        let expected = [
+            &b"MESSAGE\n"[..],
+            &9u64.to_le_bytes(),
+            b"two\nlines\n",
+            b"PRIORITY=3\n",
+            b"SYSLOG_IDENTIFIER=in.tcpmuxd\n",
+            b"SYSLOG_FACILITY=3\n",
+            b"PEER=192.0.2.7:51234\n",
+        ]
+        .concat();
+        assert_eq!(datagram, expected);
+    }
+
+    #[test]
+    fn only_names_the_journal_takes_become_fields() {
+        let mut fields = Fields::default();
+        for key in ["peer", "service_2", "_pid", "2x", "a-b", ""] {
+            fields.visit_pair(Key::from(key), Value::from("v")).unwrap();
+        }
+        let names: Vec<&str> = fields.0.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(names, ["PEER", "SERVICE_2"]);
     }
 
     #[test]

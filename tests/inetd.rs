@@ -7,7 +7,7 @@ use std::io::Write;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{Server, run_piped};
+use common::{Server, Syslog, run_piped};
 
 /// The reply to an unknown name, pinned here, where the README's table of
 /// replies points; other tests use `tcpmuxd::protocol::UNKNOWN_SERVICE`.
@@ -194,6 +194,49 @@ fn a_syslog_line_per_connection_and_nothing_to_the_client() {
     let expected = format!("in.tcpmuxd[{pid}]: peer={client} name=HELP outcome=help tcpmux=1");
     assert!(line.ends_with(&expected), "{line}");
     assert_eq!(answer.log.len(), 1, "{:?}", answer.log);
+}
+
+/// `--log journal`: each line is one datagram of the journal's native
+/// protocol, with the event's fields apart, and nothing reaches the client.
+#[test]
+fn the_journal_gets_each_line_with_its_fields_apart() {
+    // A datagram socket of the test's own stands for the journal's.
+    let journal = Syslog::new();
+    let path = journal.path();
+    let args = ["--log", "journal", "--journal-socket", &path];
+    let answer = Server::inetd().args(args).ask(b"tcpmux\r\nHELP\r\n");
+    assert_eq!(answer, (b"+OK\r\ntcpmux\r\n", 0));
+    let client = answer.client;
+    let expected = format!(
+        "MESSAGE=peer={client} name=HELP outcome=help tcpmux=1\n\
+         PRIORITY=6\n\
+         SYSLOG_IDENTIFIER=in.tcpmuxd\n\
+         SYSLOG_FACILITY=3\n\
+         PEER={client}\n\
+         SERVICE=HELP\n\
+         OUTCOME=help\n"
+    );
+    assert_eq!(journal.rest(), [expected]);
+
+    // An error, with no name: priority 3, and no SERVICE= field.
+    let answer = Server::inetd().table("+echo\n").args(args).ask(b"HELP\r\n");
+    assert_eq!(answer.code, 1);
+    let client = answer.client;
+    let logged = journal.rest();
+    assert_eq!(logged.len(), 1, "{logged:?}");
+    let datagram = &logged[0];
+    let start = format!("MESSAGE=peer={client} outcome=config-error (");
+    let end = format!(
+        "\nPRIORITY=3\n\
+         SYSLOG_IDENTIFIER=in.tcpmuxd\n\
+         SYSLOG_FACILITY=3\n\
+         PEER={client}\n\
+         OUTCOME=config-error\n"
+    );
+    assert!(
+        datagram.starts_with(&start) && datagram.ends_with(&end),
+        "{datagram:?}"
+    );
 }
 
 #[test]
