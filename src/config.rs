@@ -20,12 +20,16 @@
 //! with `#` inside a line (it would be an argument, not a comment), and
 //! inetd.conf's `tcpmux/name`. A `--` field just before the program passes
 //! the arguments as written.
+//!
+//! The grammar works both ways: a table prints as a file that reads back to
+//! an equal table (`--check` prints it so), and both directions live here,
+//! so that `table` holds only the data.
 
 use std::fmt;
 
 use crate::access::{Cidr, Rules};
 use crate::protocol::{HELP, MAX_NAME_LEN, TCPMUX};
-use crate::table::{Index, ServiceLine, Table};
+use crate::table::{Index, Service, ServiceLine, Table};
 
 /// Why a table file was refused, and where.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,8 +87,8 @@ impl<'a> Iterator for Fields<'a> {
 
 /// Why `word`, after the program, would not do what it seems to: an option
 /// word (any case) or a comment. Such arguments need `--` before the
-/// program; `table` prints it for them.
-pub fn misleading_argument(word: &str) -> Option<&'static str> {
+/// program, and the printer writes it for them.
+fn misleading_argument(word: &str) -> Option<&'static str> {
     let starts = |prefix: &str| {
         word.len() >= prefix.len()
             && word.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
@@ -314,6 +318,45 @@ fn cidrs(line: &str, list: &str) -> Result<Vec<Cidr>, LineError> {
         blocks.push(item.parse().map_err(|m| (column(line, item), m))?);
     }
     Ok(blocks)
+}
+
+/// A service as a line of the table file, which [`parse`] reads back.
+impl fmt::Display for Service {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let plus = if self.mux_replies { "+" } else { "" };
+        write!(f, "{plus}{}\t{}", self.name, self.user)?;
+        if let Some(group) = &self.group {
+            write!(f, ":{group}")?;
+        }
+        if self.hidden {
+            f.write_str("\thidden")?;
+        }
+        for (key, list) in [("allow", &self.rules.allow), ("deny", &self.rules.deny)] {
+            if !list.is_empty() {
+                let items: Vec<String> = list.iter().map(|c| c.to_string()).collect();
+                write!(f, "\t{key}={}", items.join(","))?;
+            }
+        }
+        // Arguments that would read as options or comments need "--".
+        if self.args.iter().any(|a| misleading_argument(a).is_some()) {
+            f.write_str("\t--")?;
+        }
+        write!(f, "\t{}", self.program)?;
+        for arg in &self.args {
+            write!(f, " {arg}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The whole table as a file that [`parse`] reads back to an equal table.
+impl fmt::Display for Table {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for service in self.services() {
+            writeln!(f, "{service}")?;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -1,9 +1,8 @@
 //! The service table: which names this multiplexer answers, for whom, and
-//! how each service is run. Pure data and lookups; `config` reads it from
-//! text.
+//! how each service is run. Pure data and lookups; `config`, the table
+//! file's grammar, reads it from text and prints it back.
 
 use std::collections::{HashMap, hash_map};
-use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::access::Rules;
@@ -318,49 +317,6 @@ fn folded_hash(name: &str) -> u32 {
     name.bytes().fold(0x811c_9dc5, |hash, byte| {
         (hash ^ u32::from(byte.to_ascii_lowercase())).wrapping_mul(0x0100_0193)
     })
-}
-
-/// A service as a line of the table file, as `config` reads it back.
-impl fmt::Display for Service {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let plus = if self.mux_replies { "+" } else { "" };
-        write!(f, "{plus}{}\t{}", self.name, self.user)?;
-        if let Some(group) = &self.group {
-            write!(f, ":{group}")?;
-        }
-        if self.hidden {
-            f.write_str("\thidden")?;
-        }
-        for (key, list) in [("allow", &self.rules.allow), ("deny", &self.rules.deny)] {
-            if !list.is_empty() {
-                let items: Vec<String> = list.iter().map(|c| c.to_string()).collect();
-                write!(f, "\t{key}={}", items.join(","))?;
-            }
-        }
-        // Arguments that would read as options or comments need "--".
-        if self
-            .args
-            .iter()
-            .any(|a| crate::config::misleading_argument(a).is_some())
-        {
-            f.write_str("\t--")?;
-        }
-        write!(f, "\t{}", self.program)?;
-        for arg in &self.args {
-            write!(f, " {arg}")?;
-        }
-        Ok(())
-    }
-}
-
-/// The whole table as a file `config` reads back to an equal table.
-impl fmt::Display for Table {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for service in self.services() {
-            writeln!(f, "{service}")?;
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]
