@@ -27,9 +27,9 @@
 
 use std::fmt;
 
-use crate::access::{Cidr, Rules};
+use crate::access::Cidr;
 use crate::protocol::{HELP, MAX_NAME_LEN, TCPMUX};
-use crate::table::{Index, Service, ServiceLine, Table};
+use crate::table::{Index, Options, Service, ServiceLine, Table};
 
 /// Why a table file was refused, and where.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,16 +89,78 @@ impl<'a> Iterator for Fields<'a> {
 /// word (any case) or a comment. Such arguments need `--` before the
 /// program, and the printer writes it for them.
 fn misleading_argument(word: &str) -> Option<&'static str> {
-    let starts = |prefix: &str| {
-        word.len() >= prefix.len()
-            && word.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
+    let option_word = |option: &TableOption| {
+        if option.takes_value {
+            strip_prefix_ignoring_case(word, option.name).is_some_and(|rest| rest.starts_with('='))
+        } else {
+            word.eq_ignore_ascii_case(option.name)
+        }
     };
     if word.starts_with('#') {
         Some("not a comment: a comment takes a whole line, starting with '#'")
-    } else if word.eq_ignore_ascii_case("hidden") || starts("allow=") || starts("deny=") {
+    } else if OPTIONS.iter().any(option_word) {
         Some("not an option: options go before the program")
     } else {
         None
+    }
+}
+
+/// A table option: how it is written, read into a service's [`Options`]
+/// and printed back. Each is declared once, in [`OPTIONS`]; the parser,
+/// the printer, the refusal of option words after the program and the
+/// lists in messages all read it there.
+struct TableOption {
+    /// The word, before the `=` of an option that takes a value.
+    name: &'static str,
+    /// Written `name=VALUE`, rather than as the bare word.
+    takes_value: bool,
+    /// Adds the option's value (empty for a bare word) to `options`. An
+    /// error names the part of the value that is wrong, and why.
+    parse: for<'a> fn(&mut Options, &'a str) -> Result<(), Wrong<'a>>,
+    /// The field that gives a service its setting, if it has one other
+    /// than the default.
+    print: fn(&Options) -> Option<String>,
+}
+
+/// Every option, in the order a service's are printed. Options may be
+/// repeated: a flag stays set, lists add up.
+const OPTIONS: [TableOption; 3] = [
+    TableOption {
+        name: "hidden",
+        takes_value: false,
+        parse: |options, _| {
+            options.hidden = true;
+            Ok(())
+        },
+        print: |options| options.hidden.then(|| "hidden".to_owned()),
+    },
+    TableOption {
+        name: "allow",
+        takes_value: true,
+        parse: |options, list| cidrs(list, &mut options.rules.allow),
+        print: |options| cidr_field("allow", &options.rules.allow),
+    },
+    TableOption {
+        name: "deny",
+        takes_value: true,
+        parse: |options, list| cidrs(list, &mut options.rules.deny),
+        print: |options| cidr_field("deny", &options.rules.deny),
+    },
+];
+
+/// The options as a line names them, `allow=, deny=, hidden`, in
+/// alphabetical order, with `last` before the last instead of a comma.
+fn option_list(last: &str) -> String {
+    let mut words: Vec<String> = OPTIONS
+        .iter()
+        .map(|o| format!("{}{}", o.name, if o.takes_value { "=" } else { "" }))
+        .collect();
+    words.sort();
+    let last_word = words.pop().unwrap_or_default();
+    if words.is_empty() {
+        last_word
+    } else {
+        format!("{}{last}{last_word}", words.join(", "))
     }
 }
 
@@ -153,6 +215,10 @@ pub fn parse_text(path: &str, text: String) -> Result<Table, ConfigError> {
 
 type LineError = (usize, String);
 
+/// The part of a field that is wrong, a slice of the line (so that its
+/// column can be found), and why.
+type Wrong<'a> = (&'a str, String);
+
 fn parse_line<'a>(
     line: &'a str,
     mut fields: impl Iterator<Item = &'a str>,
@@ -198,8 +264,7 @@ fn parse_line<'a>(
         return Err((column(line, group), message));
     }
 
-    let mut rules = Rules::default();
-    let mut hidden = false;
+    let mut options = Options::default();
     let mut as_written = false;
     let program = loop {
         let field = fields.next().ok_or_else(|| {
@@ -223,22 +288,24 @@ fn parse_line<'a>(
         if field.starts_with('#') {
             return Err((column(line, field), comment_inside(field)));
         }
-        match field.split_once('=') {
-            None if field == "hidden" => hidden = true,
-            Some(("allow", list)) => rules.allow.extend(cidrs(line, list)?),
-            Some(("deny", list)) => rules.deny.extend(cidrs(line, list)?),
-            Some((key, _)) => {
-                let message =
-                    format!("unknown option {key:?}; the options are allow=, deny= and hidden");
-                return Err((column(line, field), message));
-            }
-            None => {
-                let message = format!(
-                    "{field:?} is not an option (allow=, deny=, hidden), and the program must be an absolute path"
-                );
-                return Err((column(line, field), message));
-            }
-        }
+        let (key, value) = field.split_once('=').unwrap_or((field, ""));
+        let takes_value = key.len() < field.len();
+        let Some(option) = OPTIONS
+            .iter()
+            .find(|o| o.name == key && o.takes_value == takes_value)
+        else {
+            let message = if takes_value {
+                let options = option_list(" and ");
+                format!("unknown option {key:?}; the options are {options}")
+            } else {
+                let options = option_list(", ");
+                format!(
+                    "{field:?} is not an option ({options}), and the program must be an absolute path"
+                )
+            };
+            return Err((column(line, field), message));
+        };
+        (option.parse)(&mut options, value).map_err(|(part, m)| (column(line, part), m))?;
     };
     // What would read as an option or a comment is refused, unless "--"
     // said the arguments are as written.
@@ -260,8 +327,7 @@ fn parse_line<'a>(
         mux_replies,
         user,
         group,
-        rules,
-        hidden,
+        options,
         program,
         args,
         line: number,
@@ -305,19 +371,22 @@ fn check_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// A comma-separated list of blocks, a slice of `line`.
-fn cidrs(line: &str, list: &str) -> Result<Vec<Cidr>, LineError> {
-    let mut blocks = Vec::new();
+/// Adds a comma-separated list of blocks to `blocks`; an error names the
+/// item that is wrong.
+fn cidrs<'a>(list: &'a str, blocks: &mut Vec<Cidr>) -> Result<(), Wrong<'a>> {
     for item in list.split(',') {
         if item.is_empty() {
-            return Err((
-                column(line, item),
-                "an empty address in the list".to_owned(),
-            ));
+            return Err((item, "an empty address in the list".to_owned()));
         }
-        blocks.push(item.parse().map_err(|m| (column(line, item), m))?);
+        blocks.push(item.parse().map_err(|m| (item, m))?);
     }
-    Ok(blocks)
+    Ok(())
+}
+
+/// `key=LIST`, unless the list is empty.
+fn cidr_field(key: &str, blocks: &[Cidr]) -> Option<String> {
+    let items: Vec<String> = blocks.iter().map(Cidr::to_string).collect();
+    (!items.is_empty()).then(|| format!("{key}={}", items.join(",")))
 }
 
 /// A service as a line of the table file, which [`parse`] reads back.
@@ -328,13 +397,9 @@ impl fmt::Display for Service {
         if let Some(group) = &self.group {
             write!(f, ":{group}")?;
         }
-        if self.hidden {
-            f.write_str("\thidden")?;
-        }
-        for (key, list) in [("allow", &self.rules.allow), ("deny", &self.rules.deny)] {
-            if !list.is_empty() {
-                let items: Vec<String> = list.iter().map(|c| c.to_string()).collect();
-                write!(f, "\t{key}={}", items.join(","))?;
+        for option in &OPTIONS {
+            if let Some(field) = (option.print)(&self.options) {
+                write!(f, "\t{field}")?;
             }
         }
         // Arguments that would read as options or comments need "--".
@@ -380,10 +445,16 @@ mod tests {
         assert!(s.mux_replies);
         assert_eq!(s.user, "nobody");
         assert_eq!(s.group.as_deref(), Some("nogroup"));
-        assert!(s.hidden);
-        let allow: Vec<String> = s.rules.allow.iter().map(|c| c.to_string()).collect();
+        assert!(s.options.hidden);
+        let allow: Vec<String> = s
+            .options
+            .rules
+            .allow
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
         assert_eq!(allow, ["10.0.0.0/8", "::1"]);
-        assert_eq!(s.rules.deny[0].to_string(), "10.0.0.5");
+        assert_eq!(s.options.rules.deny[0].to_string(), "10.0.0.5");
         assert_eq!(s.program, "/bin/cat");
         assert_eq!(s.args, ["-u", "-"]);
         assert_eq!(s.line, 1);
@@ -393,9 +464,9 @@ mod tests {
     fn a_minimal_line_has_defaults() {
         let table = ok("date daemon /bin/date");
         let s = &table.services()[0];
-        assert!(!s.mux_replies && !s.hidden);
+        assert!(!s.mux_replies);
         assert_eq!(s.group, None);
-        assert_eq!(s.rules, Rules::default());
+        assert_eq!(s.options, Options::default());
         assert!(s.args.is_empty());
     }
 
@@ -411,7 +482,7 @@ mod tests {
     #[test]
     fn options_accumulate() {
         let table = ok("a nobody allow=10.0.0.0/8 allow=192.0.2.1 /bin/a");
-        assert_eq!(table.services()[0].rules.allow.len(), 2);
+        assert_eq!(table.services()[0].options.rules.allow.len(), 2);
     }
 
     #[test]
@@ -553,7 +624,7 @@ mod tests {
         let table = ok("+echo nobody allow=::1 -- /bin/echo hidden allow=x # not-a-comment\n");
         let s = &table.services()[0];
         assert_eq!(s.args, ["hidden", "allow=x", "#", "not-a-comment"]);
-        assert_eq!(s.rules.allow.len(), 1);
+        assert_eq!(s.options.rules.allow.len(), 1);
         assert_eq!(
             table.to_string(),
             "+echo\tnobody\tallow=::1\t--\t/bin/echo hidden allow=x # not-a-comment\n"
@@ -567,6 +638,23 @@ mod tests {
         );
         // A '#' inside a name is part of it.
         assert_eq!(ok("a#b nobody /bin/a").services()[0].name, "a#b");
+    }
+
+    #[test]
+    fn every_option_is_in_the_manual_and_refused_after_the_program() {
+        let page = include_str!("../etc/man/tcpmux.conf.5");
+        for option in &OPTIONS {
+            let (item, word) = if option.takes_value {
+                let item = format!(".It Cm {} Ns = Ns Ar ", option.name);
+                (item, format!("{}=x", option.name.to_ascii_uppercase()))
+            } else {
+                (format!(".It Cm {}\n", option.name), option.name.to_owned())
+            };
+            assert!(page.contains(&item), "tcpmux.conf(5) lacks {item:?}");
+            assert!(misleading_argument(&word).is_some(), "{word}");
+        }
+        assert_eq!(misleading_argument("allow"), None);
+        assert_eq!(misleading_argument("hidden=x"), None);
     }
 
     #[test]

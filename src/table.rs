@@ -21,9 +21,7 @@ pub struct Service {
     /// own, when given.
     pub user: String,
     pub group: Option<String>,
-    pub rules: Rules,
-    /// Left out of the HELP list.
-    pub hidden: bool,
+    pub options: Options,
     /// The program, an absolute path, and its arguments after argv[0].
     pub program: String,
     pub args: Vec<String>,
@@ -34,7 +32,26 @@ pub struct Service {
 impl Service {
     /// Whether a client at `peer` may use the service or see it in HELP.
     pub fn admits(&self, peer: &Peer) -> bool {
-        self.rules.admit(peer.remote.map(|a| a.ip()))
+        self.options.rules.admit(peer.remote.map(|a| a.ip()))
+    }
+}
+
+/// A service's options, the table's `[option ...]` fields; `config`
+/// declares how each is written.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Options {
+    /// Left out of the HELP list.
+    pub hidden: bool,
+    pub rules: Rules,
+}
+
+impl Options {
+    /// No options but `hidden`, as most services have.
+    fn just(hidden: bool) -> Options {
+        Options {
+            hidden,
+            ..Options::default()
+        }
     }
 }
 
@@ -45,8 +62,7 @@ pub struct ServiceLine<'a> {
     pub mux_replies: bool,
     pub user: &'a str,
     pub group: Option<&'a str>,
-    pub rules: Rules,
-    pub hidden: bool,
+    pub options: Options,
     pub program: &'a str,
     /// The rest of the line after the program: its arguments, separated by
     /// blanks.
@@ -67,9 +83,11 @@ struct Entry {
     args: Span,
     line: u32,
     mux_replies: bool,
+    /// Kept out of `options`, as HELP reads it of every entry.
     hidden: bool,
-    /// Most services have no address rules; those that do keep them aside.
-    rules: Option<Box<Rules>>,
+    /// Most services have no options but `hidden`; those that do keep them
+    /// aside, `hidden` included.
+    options: Option<Box<Options>>,
 }
 
 /// A stretch of the table's text, by byte offsets (a table is at most
@@ -98,7 +116,7 @@ impl Span {
 
 impl Entry {
     fn admits(&self, remote: Option<std::net::IpAddr>) -> bool {
-        self.rules.as_ref().is_none_or(|rules| rules.admit(remote))
+        self.options.as_ref().is_none_or(|o| o.rules.admit(remote))
     }
 }
 
@@ -107,7 +125,8 @@ impl Entry {
 /// The table keeps its text and, for each service, where its fields are in
 /// it; a [`Service`] is built only for the one a client asks for. Reading a
 /// table of a thousand services in inetd mode, where every connection reads
-/// it anew, so costs no allocation per service (beyond address rules).
+/// it anew, so costs no allocation per service (beyond options other than
+/// `hidden`).
 #[derive(Debug, Clone, Default)]
 pub struct Table {
     text: String,
@@ -157,7 +176,8 @@ impl Index {
             return Err(self.entries[earlier].line as usize);
         }
         let position = self.entries.len() as u32;
-        let has_rules = !line.rules.allow.is_empty() || !line.rules.deny.is_empty();
+        let hidden = line.options.hidden;
+        let plain = line.options == Options::just(hidden);
         self.entries.push(Entry {
             name: at(line.name),
             user: at(line.user),
@@ -166,8 +186,8 @@ impl Index {
             args: at(line.args),
             line: u32::try_from(line.line).unwrap_or(u32::MAX),
             mux_replies: line.mux_replies,
-            hidden: line.hidden,
-            rules: has_rules.then(|| Box::new(line.rules)),
+            hidden,
+            options: (!plain).then(|| Box::new(line.options)),
         });
         match self.by_name.entry(hash) {
             hash_map::Entry::Vacant(slot) => {
@@ -266,8 +286,10 @@ impl Table {
             mux_replies: entry.mux_replies,
             user: text(entry.user),
             group: (entry.group != Span::default()).then(|| text(entry.group)),
-            rules: entry.rules.as_deref().cloned().unwrap_or_default(),
-            hidden: entry.hidden,
+            options: match &entry.options {
+                Some(options) => Options::clone(options),
+                None => Options::just(entry.hidden),
+            },
             program: text(entry.program),
             args: entry
                 .args
@@ -339,7 +361,7 @@ mod tests {
             (b.program.as_str(), b.args.clone()),
             ("/bin/b", vec!["x".to_owned(), "y".to_owned()])
         );
-        assert!(b.mux_replies && b.hidden && b.group.is_none());
+        assert!(b.mux_replies && b.options.hidden && b.group.is_none());
         assert_eq!(table.lookup("s618191", &peer), Lookup::Unknown);
         let names: Vec<&str> = table.visible_names(&peer).collect();
         assert_eq!(names, ["tcpmux", "s31597"]);
