@@ -20,6 +20,7 @@ use crate::config::ConfigError;
 use crate::exit::Exit;
 use crate::launch;
 use crate::load;
+use crate::table::Kind;
 
 /// The user the shipped super-server files run in.tcpmuxd as, which
 /// `--as` assumes.
@@ -86,9 +87,13 @@ pub fn run(path: &Path, required: bool, server_as: &str) -> Exit {
                     server.name, server.uid, server.gid, service.name, creds.user, creds.uid, creds.gid
                 )));
             }
-            if !checked.contains(&service.program) {
-                launch::open_program(&service.program).map_err(|r| at_line(r.to_string()))?;
-                checked.insert(service.program);
+            match &service.kind {
+                Kind::Exec { program, .. } => {
+                    if !checked.contains(program) {
+                        launch::open_program(program).map_err(|r| at_line(r.to_string()))?;
+                        checked.insert(program.clone());
+                    }
+                }
             }
         }
         Ok(table)

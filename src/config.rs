@@ -29,7 +29,7 @@ use std::fmt;
 
 use crate::access::Cidr;
 use crate::protocol::{HELP, MAX_NAME_LEN, TCPMUX};
-use crate::table::{Index, Options, Service, ServiceLine, Table};
+use crate::table::{Index, Kind, KindText, Options, Service, ServiceLine, Table};
 
 /// Why a table file was refused, and where.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -328,8 +328,7 @@ fn parse_line<'a>(
         user,
         group,
         options,
-        program,
-        args,
+        kind: KindText::Exec { program, args },
         line: number,
     })
 }
@@ -402,13 +401,17 @@ impl fmt::Display for Service {
                 write!(f, "\t{field}")?;
             }
         }
-        // Arguments that would read as options or comments need "--".
-        if self.args.iter().any(|a| misleading_argument(a).is_some()) {
-            f.write_str("\t--")?;
-        }
-        write!(f, "\t{}", self.program)?;
-        for arg in &self.args {
-            write!(f, " {arg}")?;
+        match &self.kind {
+            Kind::Exec { program, args } => {
+                // Arguments that would read as options or comments need "--".
+                if args.iter().any(|a| misleading_argument(a).is_some()) {
+                    f.write_str("\t--")?;
+                }
+                write!(f, "\t{program}")?;
+                for arg in args {
+                    write!(f, " {arg}")?;
+                }
+            }
         }
         Ok(())
     }
@@ -436,6 +439,13 @@ mod tests {
         parse("t.conf", text).unwrap_err().to_string()
     }
 
+    fn exec(program: &str, args: &[&str]) -> Kind {
+        Kind::Exec {
+            program: program.to_owned(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+        }
+    }
+
     #[test]
     fn a_full_line_is_read_field_by_field() {
         let table =
@@ -455,8 +465,7 @@ mod tests {
             .collect();
         assert_eq!(allow, ["10.0.0.0/8", "::1"]);
         assert_eq!(s.options.rules.deny[0].to_string(), "10.0.0.5");
-        assert_eq!(s.program, "/bin/cat");
-        assert_eq!(s.args, ["-u", "-"]);
+        assert_eq!(s.kind, exec("/bin/cat", &["-u", "-"]));
         assert_eq!(s.line, 1);
     }
 
@@ -467,7 +476,7 @@ mod tests {
         assert!(!s.mux_replies);
         assert_eq!(s.group, None);
         assert_eq!(s.options, Options::default());
-        assert!(s.args.is_empty());
+        assert_eq!(s.kind, exec("/bin/date", &[]));
     }
 
     #[test]
@@ -623,7 +632,8 @@ mod tests {
     fn dashes_before_the_program_pass_its_arguments_as_written() {
         let table = ok("+echo nobody allow=::1 -- /bin/echo hidden allow=x # not-a-comment\n");
         let s = &table.services()[0];
-        assert_eq!(s.args, ["hidden", "allow=x", "#", "not-a-comment"]);
+        let args = ["hidden", "allow=x", "#", "not-a-comment"];
+        assert_eq!(s.kind, exec("/bin/echo", &args));
         assert_eq!(s.options.rules.allow.len(), 1);
         assert_eq!(
             table.to_string(),

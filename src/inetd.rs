@@ -20,7 +20,7 @@ use crate::logging::{self, Target};
 use crate::peer::Peer;
 use crate::protocol;
 use crate::session::{self, Conversation, FdSink, FdSource, Outcome, ReplySink, Report};
-use crate::table::Service;
+use crate::table::{Kind, Service};
 
 /// What inetd mode needs from the command line.
 #[derive(Debug, Clone)]
@@ -146,8 +146,11 @@ pub fn launch_failed(
 /// The log line of a launch, in both modes.
 pub fn launch_line(peer: &Peer, service: &Service, launch: &launch::Launch) -> String {
     let creds = &launch.creds;
+    let runs = match &service.kind {
+        Kind::Exec { program, .. } => format!("program={program}"),
+    };
     format!(
-        "peer={peer} name={} outcome=launch user={} uid={} gid={} program={}",
-        service.name, creds.user, creds.uid, creds.gid, service.program
+        "peer={peer} name={} outcome=launch user={} uid={} gid={} {runs}",
+        service.name, creds.user, creds.uid, creds.gid
     )
 }

@@ -22,9 +22,7 @@ pub struct Service {
     pub user: String,
     pub group: Option<String>,
     pub options: Options,
-    /// The program, an absolute path, and its arguments after argv[0].
-    pub program: String,
-    pub args: Vec<String>,
+    pub kind: Kind,
     /// Where the service is defined, for messages.
     pub line: usize,
 }
@@ -33,6 +31,46 @@ impl Service {
     /// Whether a client at `peer` may use the service or see it in HELP.
     pub fn admits(&self, peer: &Peer) -> bool {
         self.options.rules.admit(peer.remote.map(|a| a.ip()))
+    }
+}
+
+/// What a service runs when a client asks for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    /// A program, by absolute path, run on the connection with these
+    /// arguments after argv[0].
+    Exec { program: String, args: Vec<String> },
+}
+
+/// What a service runs, as where it is written: slices of the table's
+/// text in the parser's hands, spans of it in the index, so that the index
+/// stays small and a [`Kind`] is built only for the service asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KindText<T> {
+    /// The program field, and the rest of the line after it: the
+    /// arguments, separated by blanks.
+    Exec { program: T, args: T },
+}
+
+impl<T> KindText<T> {
+    fn map<U>(self, f: impl Fn(T) -> U) -> KindText<U> {
+        match self {
+            KindText::Exec { program, args } => KindText::Exec {
+                program: f(program),
+                args: f(args),
+            },
+        }
+    }
+}
+
+impl KindText<&str> {
+    fn to_kind(self) -> Kind {
+        match self {
+            KindText::Exec { program, args } => Kind::Exec {
+                program: program.to_owned(),
+                args: args.split_ascii_whitespace().map(str::to_owned).collect(),
+            },
+        }
     }
 }
 
@@ -63,10 +101,7 @@ pub struct ServiceLine<'a> {
     pub user: &'a str,
     pub group: Option<&'a str>,
     pub options: Options,
-    pub program: &'a str,
-    /// The rest of the line after the program: its arguments, separated by
-    /// blanks.
-    pub args: &'a str,
+    pub kind: KindText<&'a str>,
     pub line: usize,
 }
 
@@ -79,8 +114,7 @@ struct Entry {
     user: Span,
     /// Empty when the line names no group (the parser refuses an empty one).
     group: Span,
-    program: Span,
-    args: Span,
+    kind: KindText<Span>,
     line: u32,
     mux_replies: bool,
     /// Kept out of `options`, as HELP reads it of every entry.
@@ -182,8 +216,7 @@ impl Index {
             name: at(line.name),
             user: at(line.user),
             group: line.group.map(at).unwrap_or_default(),
-            program: at(line.program),
-            args: at(line.args),
+            kind: line.kind.map(at),
             line: u32::try_from(line.line).unwrap_or(u32::MAX),
             mux_replies: line.mux_replies,
             hidden,
@@ -290,13 +323,7 @@ impl Table {
                 Some(options) => Options::clone(options),
                 None => Options::just(entry.hidden),
             },
-            program: text(entry.program),
-            args: entry
-                .args
-                .get(&self.text)
-                .split_ascii_whitespace()
-                .map(str::to_owned)
-                .collect(),
+            kind: entry.kind.map(|span| span.get(&self.text)).to_kind(),
             line: entry.line as usize,
         }
     }
@@ -356,11 +383,12 @@ mod tests {
         let peer = Peer::unknown();
         let a = table.find("S31597").unwrap();
         let b = table.find("s618190").unwrap();
-        assert_eq!((a.program.as_str(), a.line), ("/bin/a", 1));
-        assert_eq!(
-            (b.program.as_str(), b.args.clone()),
-            ("/bin/b", vec!["x".to_owned(), "y".to_owned()])
-        );
+        let exec = |program: &str, args: &[&str]| Kind::Exec {
+            program: program.to_owned(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+        };
+        assert_eq!((&a.kind, a.line), (&exec("/bin/a", &[]), 1));
+        assert_eq!(b.kind, exec("/bin/b", &["x", "y"]));
         assert!(b.mux_replies && b.options.hidden && b.group.is_none());
         assert_eq!(table.lookup("s618191", &peer), Lookup::Unknown);
         let names: Vec<&str> = table.visible_names(&peer).collect();
