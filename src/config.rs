@@ -677,6 +677,38 @@ mod tests {
     }
 
     #[test]
+    fn a_service_with_every_field_set_prints_and_reads_back_equal() {
+        let cidr = |text: &str| text.parse::<Cidr>().unwrap();
+        let service = Service {
+            name: "Every".to_owned(),
+            mux_replies: true,
+            user: "nobody".to_owned(),
+            group: Some("nogroup".to_owned()),
+            options: Options {
+                hidden: true,
+                rules: crate::access::Rules {
+                    allow: vec![cidr("192.0.2.0/24"), cidr("::1")],
+                    deny: vec![cidr("192.0.2.7")],
+                },
+            },
+            // Arguments that need "--" before the program, among others.
+            kind: exec("/usr/bin/env", &["-u", "HIDDEN", "#x", "Allow=1", "a#b"]),
+            line: 1,
+        };
+        // An option added to the table must be set here too.
+        for option in &OPTIONS {
+            let set = (option.print)(&service.options);
+            assert!(set.is_some(), "{} is not set", option.name);
+        }
+        let printed = service.to_string();
+        assert_eq!(
+            printed,
+            "+Every\tnobody:nogroup\thidden\tallow=192.0.2.0/24,::1\tdeny=192.0.2.7\t--\t/usr/bin/env -u HIDDEN #x Allow=1 a#b"
+        );
+        assert_eq!(ok(&printed).services(), [service]);
+    }
+
+    #[test]
     fn a_table_prints_back_to_an_equal_table() {
         let text = "+echo nobody allow=127.0.0.0/8,::1 /bin/cat\nx daemon:adm hidden deny=::ffff:10.0.0.0/104 /bin/x a b\n";
         let table = ok(text);
