@@ -19,6 +19,7 @@ use crate::config::ConfigError;
 use crate::exit::Exit;
 use crate::launch;
 use crate::load::{self, TableFile};
+use crate::table::Kind;
 
 /// The user the shipped super-server files run in.tcpmuxd as, which
 /// `--as` assumes.
@@ -87,23 +88,28 @@ pub fn run(file: &TableFile, server_as: &str) -> Exit {
                     server.name, server.uid, server.gid, service.name, creds.user, creds.uid, creds.gid
                 )));
             }
-            // Each program is opened once; whether the service's user may
-            // run it is asked for every service, as a launch would.
-            let stat = match checked.get(&service.program) {
-                Some(stat) => *stat,
-                None => {
-                    let opened = launch::open_program(&service.program)
-                        .map_err(|r| at_line(r.to_string()))?;
-                    checked.insert(service.program.clone(), opened.stat);
-                    opened.stat
+            match &service.kind {
+                Kind::Exec { program, .. } => {
+                    // Each program is opened once; whether the service's
+                    // user may run it is asked for every service, as a
+                    // launch would.
+                    let stat = match checked.get(program) {
+                        Some(stat) => *stat,
+                        None => {
+                            let opened = launch::open_program(program)
+                                .map_err(|r| at_line(r.to_string()))?;
+                            checked.insert(program.clone(), opened.stat);
+                            opened.stat
+                        }
+                    };
+                    if !launch::may_execute(&stat, &creds) {
+                        let error = launch::LaunchError::MayNotRun {
+                            user: creds.user.clone(),
+                            program: program.clone(),
+                        };
+                        return Err(at_line(error.to_string()));
+                    }
                 }
-            };
-            if !launch::may_execute(&stat, &creds) {
-                let error = launch::LaunchError::MayNotRun {
-                    user: creds.user.clone(),
-                    program: service.program.clone(),
-                };
-                return Err(at_line(error.to_string()));
             }
         }
         Ok(table)

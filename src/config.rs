@@ -20,12 +20,16 @@
 //! with `#` inside a line (it would be an argument, not a comment), and
 //! inetd.conf's `tcpmux/name`. A `--` field just before the program passes
 //! the arguments as written.
+//!
+//! The grammar works both ways: a table prints as a file that reads back to
+//! an equal table (`--check` prints it so), and both directions live here,
+//! so that `table` holds only the data.
 
 use std::fmt;
 
-use crate::access::{Cidr, Rules};
+use crate::access::Cidr;
 use crate::protocol::{HELP, MAX_NAME_LEN, TCPMUX};
-use crate::table::{Index, ServiceLine, Table};
+use crate::table::{Index, Kind, KindText, Options, Service, ServiceLine, Table};
 
 /// Why a table file was refused, and where.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,18 +87,80 @@ impl<'a> Iterator for Fields<'a> {
 
 /// Why `word`, after the program, would not do what it seems to: an option
 /// word (any case) or a comment. Such arguments need `--` before the
-/// program; `table` prints it for them.
-pub fn misleading_argument(word: &str) -> Option<&'static str> {
-    let starts = |prefix: &str| {
-        word.len() >= prefix.len()
-            && word.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
+/// program, and the printer writes it for them.
+fn misleading_argument(word: &str) -> Option<&'static str> {
+    let option_word = |option: &TableOption| {
+        if option.takes_value {
+            strip_prefix_ignoring_case(word, option.name).is_some_and(|rest| rest.starts_with('='))
+        } else {
+            word.eq_ignore_ascii_case(option.name)
+        }
     };
     if word.starts_with('#') {
         Some("not a comment: a comment takes a whole line, starting with '#'")
-    } else if word.eq_ignore_ascii_case("hidden") || starts("allow=") || starts("deny=") {
+    } else if OPTIONS.iter().any(option_word) {
         Some("not an option: options go before the program")
     } else {
         None
+    }
+}
+
+/// A table option: how it is written, read into a service's [`Options`]
+/// and printed back. Each is declared once, in [`OPTIONS`]; the parser,
+/// the printer, the refusal of option words after the program and the
+/// lists in messages all read it there.
+struct TableOption {
+    /// The word, before the `=` of an option that takes a value.
+    name: &'static str,
+    /// Written `name=VALUE`, rather than as the bare word.
+    takes_value: bool,
+    /// Adds the option's value (empty for a bare word) to `options`. An
+    /// error names the part of the value that is wrong, and why.
+    parse: for<'a> fn(&mut Options, &'a str) -> Result<(), Wrong<'a>>,
+    /// The field that gives a service its setting, if it has one other
+    /// than the default.
+    print: fn(&Options) -> Option<String>,
+}
+
+/// Every option, in the order a service's are printed. Options may be
+/// repeated: a flag stays set, lists add up.
+const OPTIONS: [TableOption; 3] = [
+    TableOption {
+        name: "hidden",
+        takes_value: false,
+        parse: |options, _| {
+            options.hidden = true;
+            Ok(())
+        },
+        print: |options| options.hidden.then(|| "hidden".to_owned()),
+    },
+    TableOption {
+        name: "allow",
+        takes_value: true,
+        parse: |options, list| cidrs(list, &mut options.rules.allow),
+        print: |options| cidr_field("allow", &options.rules.allow),
+    },
+    TableOption {
+        name: "deny",
+        takes_value: true,
+        parse: |options, list| cidrs(list, &mut options.rules.deny),
+        print: |options| cidr_field("deny", &options.rules.deny),
+    },
+];
+
+/// The options as a line names them, `allow=, deny=, hidden`, in
+/// alphabetical order, with `last` before the last instead of a comma.
+fn option_list(last: &str) -> String {
+    let mut words: Vec<String> = OPTIONS
+        .iter()
+        .map(|o| format!("{}{}", o.name, if o.takes_value { "=" } else { "" }))
+        .collect();
+    words.sort();
+    let last_word = words.pop().unwrap_or_default();
+    if words.is_empty() {
+        last_word
+    } else {
+        format!("{}{last}{last_word}", words.join(", "))
     }
 }
 
@@ -159,6 +225,10 @@ pub fn parse_text(path: &str, text: String) -> Result<Table, ConfigError> {
 
 type LineError = (usize, String);
 
+/// The part of a field that is wrong, a slice of the line (so that its
+/// column can be found), and why.
+type Wrong<'a> = (&'a str, String);
+
 fn parse_line<'a>(
     line: &'a str,
     mut fields: impl Iterator<Item = &'a str>,
@@ -204,8 +274,7 @@ fn parse_line<'a>(
         return Err((column(line, group), message));
     }
 
-    let mut rules = Rules::default();
-    let mut hidden = false;
+    let mut options = Options::default();
     let mut as_written = false;
     let program = loop {
         let field = fields.next().ok_or_else(|| {
@@ -229,22 +298,24 @@ fn parse_line<'a>(
         if field.starts_with('#') {
             return Err((column(line, field), comment_inside(field)));
         }
-        match field.split_once('=') {
-            None if field == "hidden" => hidden = true,
-            Some(("allow", list)) => rules.allow.extend(cidrs(line, list)?),
-            Some(("deny", list)) => rules.deny.extend(cidrs(line, list)?),
-            Some((key, _)) => {
-                let message =
-                    format!("unknown option {key:?}; the options are allow=, deny= and hidden");
-                return Err((column(line, field), message));
-            }
-            None => {
-                let message = format!(
-                    "{field:?} is not an option (allow=, deny=, hidden), and the program must be an absolute path"
-                );
-                return Err((column(line, field), message));
-            }
-        }
+        let (key, value) = field.split_once('=').unwrap_or((field, ""));
+        let takes_value = key.len() < field.len();
+        let Some(option) = OPTIONS
+            .iter()
+            .find(|o| o.name == key && o.takes_value == takes_value)
+        else {
+            let message = if takes_value {
+                let options = option_list(" and ");
+                format!("unknown option {key:?}; the options are {options}")
+            } else {
+                let options = option_list(", ");
+                format!(
+                    "{field:?} is not an option ({options}), and the program must be an absolute path"
+                )
+            };
+            return Err((column(line, field), message));
+        };
+        (option.parse)(&mut options, value).map_err(|(part, m)| (column(line, part), m))?;
     };
     // What would read as an option or a comment is refused, unless "--"
     // said the arguments are as written.
@@ -266,10 +337,8 @@ fn parse_line<'a>(
         mux_replies,
         user,
         group,
-        rules,
-        hidden,
-        program,
-        args,
+        options,
+        kind: KindText::Exec { program, args },
         line: number,
     })
 }
@@ -311,19 +380,61 @@ fn check_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// A comma-separated list of blocks, a slice of `line`.
-fn cidrs(line: &str, list: &str) -> Result<Vec<Cidr>, LineError> {
-    let mut blocks = Vec::new();
+/// Adds a comma-separated list of blocks to `blocks`; an error names the
+/// item that is wrong.
+fn cidrs<'a>(list: &'a str, blocks: &mut Vec<Cidr>) -> Result<(), Wrong<'a>> {
     for item in list.split(',') {
         if item.is_empty() {
-            return Err((
-                column(line, item),
-                "an empty address in the list".to_owned(),
-            ));
+            return Err((item, "an empty address in the list".to_owned()));
         }
-        blocks.push(item.parse().map_err(|m| (column(line, item), m))?);
+        blocks.push(item.parse().map_err(|m| (item, m))?);
     }
-    Ok(blocks)
+    Ok(())
+}
+
+/// `key=LIST`, unless the list is empty.
+fn cidr_field(key: &str, blocks: &[Cidr]) -> Option<String> {
+    let items: Vec<String> = blocks.iter().map(Cidr::to_string).collect();
+    (!items.is_empty()).then(|| format!("{key}={}", items.join(",")))
+}
+
+/// A service as a line of the table file, which [`parse`] reads back.
+impl fmt::Display for Service {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let plus = if self.mux_replies { "+" } else { "" };
+        write!(f, "{plus}{}\t{}", self.name, self.user)?;
+        if let Some(group) = &self.group {
+            write!(f, ":{group}")?;
+        }
+        for option in &OPTIONS {
+            if let Some(field) = (option.print)(&self.options) {
+                write!(f, "\t{field}")?;
+            }
+        }
+        match &self.kind {
+            Kind::Exec { program, args } => {
+                // Arguments that would read as options or comments need "--".
+                if args.iter().any(|a| misleading_argument(a).is_some()) {
+                    f.write_str("\t--")?;
+                }
+                write!(f, "\t{program}")?;
+                for arg in args {
+                    write!(f, " {arg}")?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The whole table as a file that [`parse`] reads back to an equal table.
+impl fmt::Display for Table {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for service in self.services() {
+            writeln!(f, "{service}")?;
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -338,6 +449,13 @@ mod tests {
         parse("t.conf", text).unwrap_err().to_string()
     }
 
+    fn exec(program: &str, args: &[&str]) -> Kind {
+        Kind::Exec {
+            program: program.to_owned(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+        }
+    }
+
     #[test]
     fn a_full_line_is_read_field_by_field() {
         let table =
@@ -347,12 +465,17 @@ mod tests {
         assert!(s.mux_replies);
         assert_eq!(s.user, "nobody");
         assert_eq!(s.group.as_deref(), Some("nogroup"));
-        assert!(s.hidden);
-        let allow: Vec<String> = s.rules.allow.iter().map(|c| c.to_string()).collect();
+        assert!(s.options.hidden);
+        let allow: Vec<String> = s
+            .options
+            .rules
+            .allow
+            .iter()
+            .map(|c| c.to_string())
+            .collect();
         assert_eq!(allow, ["10.0.0.0/8", "::1"]);
-        assert_eq!(s.rules.deny[0].to_string(), "10.0.0.5");
-        assert_eq!(s.program, "/bin/cat");
-        assert_eq!(s.args, ["-u", "-"]);
+        assert_eq!(s.options.rules.deny[0].to_string(), "10.0.0.5");
+        assert_eq!(s.kind, exec("/bin/cat", &["-u", "-"]));
         assert_eq!(s.line, 1);
     }
 
@@ -360,10 +483,10 @@ mod tests {
     fn a_minimal_line_has_defaults() {
         let table = ok("date daemon /bin/date");
         let s = &table.services()[0];
-        assert!(!s.mux_replies && !s.hidden);
+        assert!(!s.mux_replies);
         assert_eq!(s.group, None);
-        assert_eq!(s.rules, Rules::default());
-        assert!(s.args.is_empty());
+        assert_eq!(s.options, Options::default());
+        assert_eq!(s.kind, exec("/bin/date", &[]));
     }
 
     #[test]
@@ -378,7 +501,7 @@ mod tests {
     #[test]
     fn options_accumulate() {
         let table = ok("a nobody allow=10.0.0.0/8 allow=192.0.2.1 /bin/a");
-        assert_eq!(table.services()[0].rules.allow.len(), 2);
+        assert_eq!(table.services()[0].options.rules.allow.len(), 2);
     }
 
     #[test]
@@ -527,8 +650,9 @@ mod tests {
     fn dashes_before_the_program_pass_its_arguments_as_written() {
         let table = ok("+echo nobody allow=::1 -- /bin/echo hidden allow=x # not-a-comment\n");
         let s = &table.services()[0];
-        assert_eq!(s.args, ["hidden", "allow=x", "#", "not-a-comment"]);
-        assert_eq!(s.rules.allow.len(), 1);
+        let args = ["hidden", "allow=x", "#", "not-a-comment"];
+        assert_eq!(s.kind, exec("/bin/echo", &args));
+        assert_eq!(s.options.rules.allow.len(), 1);
         assert_eq!(
             table.to_string(),
             "+echo\tnobody\tallow=::1\t--\t/bin/echo hidden allow=x # not-a-comment\n"
@@ -545,12 +669,61 @@ mod tests {
     }
 
     #[test]
+    fn every_option_is_in_the_manual_and_refused_after_the_program() {
+        let page = include_str!("../etc/man/tcpmux.conf.5");
+        for option in &OPTIONS {
+            let (item, word) = if option.takes_value {
+                let item = format!(".It Cm {} Ns = Ns Ar ", option.name);
+                (item, format!("{}=x", option.name.to_ascii_uppercase()))
+            } else {
+                (format!(".It Cm {}\n", option.name), option.name.to_owned())
+            };
+            assert!(page.contains(&item), "tcpmux.conf(5) lacks {item:?}");
+            assert!(misleading_argument(&word).is_some(), "{word}");
+        }
+        assert_eq!(misleading_argument("allow"), None);
+        assert_eq!(misleading_argument("hidden=x"), None);
+    }
+
+    #[test]
     fn columns_count_characters_not_bytes() {
         let message = "t.conf:2:10: \"bad\" is not an option (allow=, deny=, hidden), and the program must be an absolute path";
         assert_eq!(
             err("a nobody /bin/\u{e9}\nb n\u{e9}body bad /bin/b"),
             message
         );
+    }
+
+    #[test]
+    fn a_service_with_every_field_set_prints_and_reads_back_equal() {
+        let cidr = |text: &str| text.parse::<Cidr>().unwrap();
+        let service = Service {
+            name: "Every".to_owned(),
+            mux_replies: true,
+            user: "nobody".to_owned(),
+            group: Some("nogroup".to_owned()),
+            options: Options {
+                hidden: true,
+                rules: crate::access::Rules {
+                    allow: vec![cidr("192.0.2.0/24"), cidr("::1")],
+                    deny: vec![cidr("192.0.2.7")],
+                },
+            },
+            // Arguments that need "--" before the program, among others.
+            kind: exec("/usr/bin/env", &["-u", "HIDDEN", "#x", "Allow=1", "a#b"]),
+            line: 1,
+        };
+        // An option added to the table must be set here too.
+        for option in &OPTIONS {
+            let set = (option.print)(&service.options);
+            assert!(set.is_some(), "{} is not set", option.name);
+        }
+        let printed = service.to_string();
+        assert_eq!(
+            printed,
+            "+Every\tnobody:nogroup\thidden\tallow=192.0.2.0/24,::1\tdeny=192.0.2.7\t--\t/usr/bin/env -u HIDDEN #x Allow=1 a#b"
+        );
+        assert_eq!(ok(&printed).services(), [service]);
     }
 
     #[test]

@@ -22,7 +22,7 @@ use crate::protocol;
 use crate::session::{self, Conversation, Outcome, Report};
 use crate::source::{FdSink, FdSource, ReplySink};
 use crate::sys;
-use crate::table::Service;
+use crate::table::{Kind, Service};
 
 /// What inetd mode needs from the command line; listen mode needs the
 /// same and more (see `listener::Settings`).
@@ -168,7 +168,9 @@ pub fn launched(peer: &Peer, service: &Service, launch: &launch::Launch) -> Even
             user: creds.user.clone(),
             uid: creds.uid.as_raw(),
             gid: creds.gid.as_raw(),
-            program: service.program.clone(),
+            program: match &service.kind {
+                Kind::Exec { program, .. } => program.clone(),
+            },
         })
 }
 

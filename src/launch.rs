@@ -32,7 +32,7 @@ use crate::peer::Peer;
 use crate::protocol::SERVICE_ACCEPT;
 use crate::strict::{self, Refusal, Use};
 use crate::sys::{self, ExecPlan, Ids, Step};
-use crate::table::Service;
+use crate::table::{Kind, Service};
 
 /// The search path the program gets: system directories only.
 pub const PATH: &str = "/usr/bin:/bin";
@@ -211,16 +211,29 @@ pub struct Launch {
 pub fn prepare(service: &Service, peer: &Peer) -> Result<Launch, LaunchError> {
     let creds = credentials(service).map_err(LaunchError::Lookup)?;
     check_can_switch(&creds).map_err(LaunchError::Switch)?;
-    let opened = open_program(&service.program).map_err(LaunchError::Program)?;
+    match &service.kind {
+        Kind::Exec { program, args } => prepare_exec(service, program, args, peer, creds),
+    }
+}
+
+/// [`prepare`] for a program, once its user is known.
+fn prepare_exec(
+    service: &Service,
+    program: &str,
+    args: &[String],
+    peer: &Peer,
+    creds: Credentials,
+) -> Result<Launch, LaunchError> {
+    let opened = open_program(program).map_err(LaunchError::Program)?;
     if !may_execute(&opened.stat, &creds) {
         return Err(LaunchError::MayNotRun {
             user: creds.user.clone(),
-            program: service.program.clone(),
+            program: program.to_owned(),
         });
     }
     let script = opened.readable && starts_with_hash_bang(&opened.fd);
-    let argv: Vec<&str> = std::iter::once(service.program.as_str())
-        .chain(service.args.iter().map(String::as_str))
+    let argv: Vec<&str> = std::iter::once(program)
+        .chain(args.iter().map(String::as_str))
         .collect();
     let envp: Vec<String> = environment(service, peer)
         .into_iter()

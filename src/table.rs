@@ -1,9 +1,8 @@
 //! The service table: which names this multiplexer answers, for whom, and
-//! how each service is run. Pure data and lookups; `config` reads it from
-//! text.
+//! how each service is run. Pure data and lookups; `config`, the table
+//! file's grammar, reads it from text and prints it back.
 
 use std::collections::{HashMap, hash_map};
-use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::access::Rules;
@@ -22,12 +21,8 @@ pub struct Service {
     /// own, when given.
     pub user: String,
     pub group: Option<String>,
-    pub rules: Rules,
-    /// Left out of the HELP list.
-    pub hidden: bool,
-    /// The program, an absolute path, and its arguments after argv[0].
-    pub program: String,
-    pub args: Vec<String>,
+    pub options: Options,
+    pub kind: Kind,
     /// Where the service is defined, for messages.
     pub line: usize,
 }
@@ -35,7 +30,66 @@ pub struct Service {
 impl Service {
     /// Whether a client at `peer` may use the service or see it in HELP.
     pub fn admits(&self, peer: &Peer) -> bool {
-        self.rules.admit(peer.remote.map(|a| a.ip()))
+        self.options.rules.admit(peer.remote.map(|a| a.ip()))
+    }
+}
+
+/// What a service runs when a client asks for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    /// A program, by absolute path, run on the connection with these
+    /// arguments after argv[0].
+    Exec { program: String, args: Vec<String> },
+}
+
+/// What a service runs, as where it is written: slices of the table's
+/// text in the parser's hands, spans of it in the index, so that the index
+/// stays small and a [`Kind`] is built only for the service asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KindText<T> {
+    /// The program field, and the rest of the line after it: the
+    /// arguments, separated by blanks.
+    Exec { program: T, args: T },
+}
+
+impl<T> KindText<T> {
+    fn map<U>(self, f: impl Fn(T) -> U) -> KindText<U> {
+        match self {
+            KindText::Exec { program, args } => KindText::Exec {
+                program: f(program),
+                args: f(args),
+            },
+        }
+    }
+}
+
+impl KindText<&str> {
+    fn to_kind(self) -> Kind {
+        match self {
+            KindText::Exec { program, args } => Kind::Exec {
+                program: program.to_owned(),
+                args: args.split_ascii_whitespace().map(str::to_owned).collect(),
+            },
+        }
+    }
+}
+
+/// A service's options, the table's `[option ...]` fields; `config`
+/// declares how each is written.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Options {
+    /// Left out of the HELP list.
+    pub hidden: bool,
+    pub rules: Rules,
+}
+
+impl Options {
+    /// No options but `hidden`, as most services have.
+    fn just(hidden: bool) -> Options {
+        Options {
+            hidden,
+            ..Options::default()
+        }
     }
 }
 
@@ -46,12 +100,8 @@ pub struct ServiceLine<'a> {
     pub mux_replies: bool,
     pub user: &'a str,
     pub group: Option<&'a str>,
-    pub rules: Rules,
-    pub hidden: bool,
-    pub program: &'a str,
-    /// The rest of the line after the program: its arguments, separated by
-    /// blanks.
-    pub args: &'a str,
+    pub options: Options,
+    pub kind: KindText<&'a str>,
     pub line: usize,
 }
 
@@ -64,13 +114,14 @@ struct Entry {
     user: Span,
     /// Empty when the line names no group (the parser refuses an empty one).
     group: Span,
-    program: Span,
-    args: Span,
+    kind: KindText<Span>,
     line: u32,
     mux_replies: bool,
+    /// Kept out of `options`, as HELP reads it of every entry.
     hidden: bool,
-    /// Most services have no address rules; those that do keep them aside.
-    rules: Option<Box<Rules>>,
+    /// Most services have no options but `hidden`; those that do keep them
+    /// aside, `hidden` included.
+    options: Option<Box<Options>>,
 }
 
 /// A stretch of the table's text, by byte offsets (a table is at most
@@ -99,7 +150,7 @@ impl Span {
 
 impl Entry {
     fn admits(&self, remote: Option<std::net::IpAddr>) -> bool {
-        self.rules.as_ref().is_none_or(|rules| rules.admit(remote))
+        self.options.as_ref().is_none_or(|o| o.rules.admit(remote))
     }
 }
 
@@ -108,7 +159,8 @@ impl Entry {
 /// The table keeps its text and, for each service, where its fields are in
 /// it; a [`Service`] is built only for the one a client asks for. Reading a
 /// table of a thousand services in inetd mode, where every connection reads
-/// it anew, so costs no allocation per service (beyond address rules).
+/// it anew, so costs no allocation per service (beyond options other than
+/// `hidden`).
 #[derive(Debug, Clone, Default)]
 pub struct Table {
     text: String,
@@ -158,17 +210,17 @@ impl Index {
             return Err(self.entries[earlier].line as usize);
         }
         let position = self.entries.len() as u32;
-        let has_rules = !line.rules.allow.is_empty() || !line.rules.deny.is_empty();
+        let hidden = line.options.hidden;
+        let plain = line.options == Options::just(hidden);
         self.entries.push(Entry {
             name: at(line.name),
             user: at(line.user),
             group: line.group.map(at).unwrap_or_default(),
-            program: at(line.program),
-            args: at(line.args),
+            kind: line.kind.map(at),
             line: u32::try_from(line.line).unwrap_or(u32::MAX),
             mux_replies: line.mux_replies,
-            hidden: line.hidden,
-            rules: has_rules.then(|| Box::new(line.rules)),
+            hidden,
+            options: (!plain).then(|| Box::new(line.options)),
         });
         match self.by_name.entry(hash) {
             hash_map::Entry::Vacant(slot) => {
@@ -267,15 +319,11 @@ impl Table {
             mux_replies: entry.mux_replies,
             user: text(entry.user),
             group: (entry.group != Span::default()).then(|| text(entry.group)),
-            rules: entry.rules.as_deref().cloned().unwrap_or_default(),
-            hidden: entry.hidden,
-            program: text(entry.program),
-            args: entry
-                .args
-                .get(&self.text)
-                .split_ascii_whitespace()
-                .map(str::to_owned)
-                .collect(),
+            options: match &entry.options {
+                Some(options) => Options::clone(options),
+                None => Options::just(entry.hidden),
+            },
+            kind: entry.kind.map(|span| span.get(&self.text)).to_kind(),
             line: entry.line as usize,
         }
     }
@@ -320,49 +368,6 @@ fn folded_hash(name: &str) -> u32 {
     })
 }
 
-/// A service as a line of the table file, as `config` reads it back.
-impl fmt::Display for Service {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let plus = if self.mux_replies { "+" } else { "" };
-        write!(f, "{plus}{}\t{}", self.name, self.user)?;
-        if let Some(group) = &self.group {
-            write!(f, ":{group}")?;
-        }
-        if self.hidden {
-            f.write_str("\thidden")?;
-        }
-        for (key, list) in [("allow", &self.rules.allow), ("deny", &self.rules.deny)] {
-            if !list.is_empty() {
-                let items: Vec<String> = list.iter().map(|c| c.to_string()).collect();
-                write!(f, "\t{key}={}", items.join(","))?;
-            }
-        }
-        // Arguments that would read as options or comments need "--".
-        if self
-            .args
-            .iter()
-            .any(|a| crate::config::misleading_argument(a).is_some())
-        {
-            f.write_str("\t--")?;
-        }
-        write!(f, "\t{}", self.program)?;
-        for arg in &self.args {
-            write!(f, " {arg}")?;
-        }
-        Ok(())
-    }
-}
-
-/// The whole table as a file `config` reads back to an equal table.
-impl fmt::Display for Table {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for service in self.services() {
-            writeln!(f, "{service}")?;
-        }
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -378,12 +383,13 @@ mod tests {
         let peer = Peer::unknown();
         let a = table.find("S31597").unwrap();
         let b = table.find("s618190").unwrap();
-        assert_eq!((a.program.as_str(), a.line), ("/bin/a", 1));
-        assert_eq!(
-            (b.program.as_str(), b.args.clone()),
-            ("/bin/b", vec!["x".to_owned(), "y".to_owned()])
-        );
-        assert!(b.mux_replies && b.hidden && b.group.is_none());
+        let exec = |program: &str, args: &[&str]| Kind::Exec {
+            program: program.to_owned(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+        };
+        assert_eq!((&a.kind, a.line), (&exec("/bin/a", &[]), 1));
+        assert_eq!(b.kind, exec("/bin/b", &["x", "y"]));
+        assert!(b.mux_replies && b.options.hidden && b.group.is_none());
         assert_eq!(table.lookup("s618191", &peer), Lookup::Unknown);
         let names: Vec<&str> = table.visible_names(&peer).collect();
         assert_eq!(names, ["tcpmux", "s31597"]);

@@ -76,20 +76,32 @@ fn service_line() -> impl Strategy<Value = String> {
             format!("deny={}/{len},::1", std::net::Ipv6Addr::from(net))
         }),
     ];
-    let args = proptest::collection::vec("[a-z0-9=-]{1,8}", 0..3);
+    // Words that read as options or comments, which an argument may be
+    // only after "--".
+    const MISLEADING: [&str; 5] = ["hidden", "ALLOW=x", "deny=::1", "#", "#c"];
+    let arg = prop_oneof![
+        3 => "[a-z0-9=-]{1,8}",
+        1 => proptest::sample::select(MISLEADING.to_vec()).prop_map(str::to_owned),
+    ];
+    let args = proptest::collection::vec(arg, 0..3);
     (
         any::<bool>(),
         name,
         user,
         proptest::collection::vec(option, 0..3),
+        any::<bool>(),
         "/[a-z]{1,8}/[a-z]{1,8}",
         args,
     )
-        .prop_map(|(plus, name, user, options, program, args)| {
+        .prop_map(|(plus, name, user, options, dashes, program, args)| {
             let plus = if plus { "+" } else { "" };
             let mut line = format!("{plus}{name} {user}");
             for option in options {
                 line = format!("{line} {option}");
+            }
+            // Sometimes where it is not needed, which the printer drops.
+            if dashes || args.iter().any(|a| MISLEADING.contains(&a.as_str())) {
+                line = format!("{line} --");
             }
             format!("{line} {program} {}", args.join(" "))
         })
