@@ -110,6 +110,17 @@ pub fn run(file: &TableFile, server_as: &str) -> Exit {
                         return Err(at_line(error.to_string()));
                     }
                 }
+                // A daemon's socket: the directories on the way as for a
+                // program, and a socket at the end.
+                Kind::Unix { path } | Kind::Pass { path } => {
+                    let strict = nix::unistd::geteuid().is_root();
+                    let what = format!("socket {path}");
+                    let path = std::path::Path::new(path);
+                    crate::strict::open(path, crate::strict::Use::Socket, strict, &what)
+                        .map_err(|r| at_line(r.to_string()))?;
+                }
+                // Reached when a connection is forwarded.
+                Kind::Tcp { .. } => {}
             }
         }
         Ok(table)

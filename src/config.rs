@@ -11,8 +11,11 @@
 //! A leading `+` on the name means the multiplexer sends the `+` line before
 //! the program starts; without it the program sends its own. Options are
 //! `hidden`, `allow=LIST` and `deny=LIST` (comma-separated addresses or CIDR
-//! blocks, IPv4 or IPv6, repeatable). The program is the first field that
-//! begins with `/`; the fields after it are its arguments.
+//! blocks, IPv4 or IPv6, repeatable), `proxy=v1|v2` and `maxconn=N`. The
+//! program is the first field that begins with `/`; the fields after it are
+//! its arguments. In its place a target names a running daemon:
+//! `tcp:HOST:PORT`, `unix:/PATH` (the connection relayed to it) or
+//! `pass:/PATH` (the connection itself handed over), with nothing after it.
 //!
 //! A line must do what it says, so forms that read as something they are
 //! not are refused: an option word after the program (it would be an
@@ -124,7 +127,7 @@ struct TableOption {
 
 /// Every option, in the order a service's are printed. Options may be
 /// repeated: a flag stays set, lists add up.
-const OPTIONS: [TableOption; 3] = [
+const OPTIONS: [TableOption; 5] = [
     TableOption {
         name: "hidden",
         takes_value: false,
@@ -145,6 +148,38 @@ const OPTIONS: [TableOption; 3] = [
         takes_value: true,
         parse: |options, list| cidrs(list, &mut options.rules.deny),
         print: |options| cidr_field("deny", &options.rules.deny),
+    },
+    TableOption {
+        name: "maxconn",
+        takes_value: true,
+        parse: |options, value| {
+            let n = value
+                .parse::<u32>()
+                .ok()
+                .filter(|n| (1..=65536).contains(n));
+            let n = n.ok_or((value, format!("maxconn={value:?} is not 1 to 65536")))?;
+            options.maxconn = Some(n);
+            Ok(())
+        },
+        print: |options| options.maxconn.map(|n| format!("maxconn={n}")),
+    },
+    TableOption {
+        name: "proxy",
+        takes_value: true,
+        parse: |options, value| {
+            options.proxy = Some(match value {
+                "v1" => crate::proxy::Version::V1,
+                "v2" => crate::proxy::Version::V2,
+                _ => return Err((value, format!("proxy={value:?} is not v1 or v2"))),
+            });
+            Ok(())
+        },
+        print: |options| {
+            options.proxy.map(|v| match v {
+                crate::proxy::Version::V1 => "proxy=v1".to_owned(),
+                crate::proxy::Version::V2 => "proxy=v2".to_owned(),
+            })
+        },
     },
 ];
 
@@ -286,6 +321,20 @@ fn parse_line<'a>(
         if field.starts_with('/') {
             break field;
         }
+        if let Some(kind) = target(field).map_err(|(part, m)| (column(line, part), m))? {
+            return finish_target(
+                line,
+                name,
+                mux_replies,
+                user,
+                group,
+                options,
+                kind,
+                field,
+                fields,
+                number,
+            );
+        }
         if as_written {
             let message =
                 format!("{field:?} follows \"--\", where the program (an absolute path) must be");
@@ -317,6 +366,12 @@ fn parse_line<'a>(
         };
         (option.parse)(&mut options, value).map_err(|(part, m)| (column(line, part), m))?;
     };
+    if options.proxy.is_some() {
+        let message =
+            "proxy= goes with tcp: and unix:, where the connection is relayed to a daemon"
+                .to_owned();
+        return Err((column(line, program), message));
+    }
     // What would read as an option or a comment is refused, unless "--"
     // said the arguments are as written.
     if !as_written {
@@ -339,6 +394,87 @@ fn parse_line<'a>(
         group,
         options,
         kind: KindText::Exec { program, args },
+        line: number,
+    })
+}
+
+/// A forward's or a pass's target, if `field` is one: `tcp:HOST:PORT`,
+/// `unix:/PATH` or `pass:/PATH`.
+fn target(field: &str) -> Result<Option<KindText<&str>>, Wrong<'_>> {
+    if let Some(rest) = field.strip_prefix("tcp:") {
+        let (host, port) = rest
+            .rsplit_once(':')
+            .ok_or((rest, "tcp: is written tcp:HOST:PORT".to_owned()))?;
+        let ok_host = if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+            v6.parse::<std::net::Ipv6Addr>().is_ok()
+        } else {
+            !host.is_empty()
+                && host.len() <= 253
+                && host
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        };
+        if !ok_host {
+            let message = format!(
+                "{host:?} is not an IPv4 address, a [bracketed] IPv6 address or a host name"
+            );
+            return Err((host, message));
+        }
+        let port = port
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or((port, format!("port {port:?} is not 1 to 65535")))?;
+        return Ok(Some(KindText::Tcp { host, port }));
+    }
+    for (prefix, pass) in [("unix:", false), ("pass:", true)] {
+        if let Some(path) = field.strip_prefix(prefix) {
+            if !path.starts_with('/') {
+                let message =
+                    format!("{prefix} takes an absolute path, such as {prefix}/run/x.sock");
+                return Err((path, message));
+            }
+            return Ok(Some(if pass {
+                KindText::Pass { path }
+            } else {
+                KindText::Unix { path }
+            }));
+        }
+    }
+    Ok(None)
+}
+
+/// The rest of a line whose program field is a target: nothing may follow
+/// it, and `proxy=` goes with a relayed connection only.
+#[allow(clippy::too_many_arguments)]
+fn finish_target<'a>(
+    line: &'a str,
+    name: &'a str,
+    mux_replies: bool,
+    user: &'a str,
+    group: Option<&'a str>,
+    options: Options,
+    kind: KindText<&'a str>,
+    field: &'a str,
+    mut fields: impl Iterator<Item = &'a str>,
+    number: usize,
+) -> Result<ServiceLine<'a>, LineError> {
+    if let Some(extra) = fields.next() {
+        let message = format!("{field} takes no arguments, and {extra:?} follows it");
+        return Err((column(line, extra), message));
+    }
+    if options.proxy.is_some() && matches!(kind, KindText::Pass { .. }) {
+        let message =
+            "proxy= goes with tcp: and unix:, where the connection is relayed; a passed connection is the client's own".to_owned();
+        return Err((column(line, field), message));
+    }
+    Ok(ServiceLine {
+        name,
+        mux_replies,
+        user,
+        group,
+        options,
+        kind,
         line: number,
     })
 }
@@ -422,6 +558,9 @@ impl fmt::Display for Service {
                     write!(f, " {arg}")?;
                 }
             }
+            Kind::Tcp { host, port } => write!(f, "\ttcp:{host}:{port}")?,
+            Kind::Unix { path } => write!(f, "\tunix:{path}")?,
+            Kind::Pass { path } => write!(f, "\tpass:{path}")?,
         }
         Ok(())
     }
@@ -518,11 +657,11 @@ mod tests {
             ),
             (
                 "a nobody bin/cat",
-                "t.conf:1:10: \"bin/cat\" is not an option (allow=, deny=, hidden), and the program must be an absolute path",
+                "t.conf:1:10: \"bin/cat\" is not an option (allow=, deny=, hidden, maxconn=, proxy=), and the program must be an absolute path",
             ),
             (
                 "a nobody color=red /bin/a",
-                "t.conf:1:10: unknown option \"color\"; the options are allow=, deny= and hidden",
+                "t.conf:1:10: unknown option \"color\"; the options are allow=, deny=, hidden, maxconn= and proxy=",
             ),
             (
                 "a nobody allow=10.0.0.1/8 /bin/a",
@@ -687,7 +826,7 @@ mod tests {
 
     #[test]
     fn columns_count_characters_not_bytes() {
-        let message = "t.conf:2:10: \"bad\" is not an option (allow=, deny=, hidden), and the program must be an absolute path";
+        let message = "t.conf:2:10: \"bad\" is not an option (allow=, deny=, hidden, maxconn=, proxy=), and the program must be an absolute path";
         assert_eq!(
             err("a nobody /bin/\u{e9}\nb n\u{e9}body bad /bin/b"),
             message
@@ -708,22 +847,39 @@ mod tests {
                     allow: vec![cidr("192.0.2.0/24"), cidr("::1")],
                     deny: vec![cidr("192.0.2.7")],
                 },
+                proxy: None,
+                maxconn: Some(8),
             },
             // Arguments that need "--" before the program, among others.
             kind: exec("/usr/bin/env", &["-u", "HIDDEN", "#x", "Allow=1", "a#b"]),
             line: 1,
         };
+        // proxy= goes with a relayed forward, so a second service sets it.
+        let forward = Service {
+            name: "Relayed".to_owned(),
+            options: Options {
+                proxy: Some(crate::proxy::Version::V2),
+                ..service.options.clone()
+            },
+            kind: Kind::Tcp {
+                host: "[2001:db8::1]".to_owned(),
+                port: 8080,
+            },
+            line: 2,
+            ..service.clone()
+        };
         // An option added to the table must be set here too.
         for option in &OPTIONS {
-            let set = (option.print)(&service.options);
-            assert!(set.is_some(), "{} is not set", option.name);
+            let set = [&service, &forward].map(|s| (option.print)(&s.options));
+            assert!(set.iter().any(Option::is_some), "{} is not set", option.name);
         }
-        let printed = service.to_string();
+        let printed = format!("{service}\n{forward}\n");
         assert_eq!(
             printed,
-            "+Every\tnobody:nogroup\thidden\tallow=192.0.2.0/24,::1\tdeny=192.0.2.7\t--\t/usr/bin/env -u HIDDEN #x Allow=1 a#b"
+            "+Every\tnobody:nogroup\thidden\tallow=192.0.2.0/24,::1\tdeny=192.0.2.7\tmaxconn=8\t--\t/usr/bin/env -u HIDDEN #x Allow=1 a#b\n\
+             +Relayed\tnobody:nogroup\thidden\tallow=192.0.2.0/24,::1\tdeny=192.0.2.7\tmaxconn=8\tproxy=v2\ttcp:[2001:db8::1]:8080\n"
         );
-        assert_eq!(ok(&printed).services(), [service]);
+        assert_eq!(ok(&printed).services(), [service, forward]);
     }
 
     #[test]

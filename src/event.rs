@@ -32,8 +32,12 @@ pub enum Outcome {
     Denied,
     /// A service was started.
     Launch,
-    /// A service could not be started.
+    /// A service could not be started, or its daemon reached.
     LaunchFailed,
+    /// The connection was relayed to a running daemon (`tcp:`, `unix:`).
+    Forward,
+    /// The connection was handed to a running daemon (`pass:`).
+    Pass,
     /// The request line broke a rule, or asked for `tcpmux` too often.
     BadLine,
     /// The deadline passed, before a whole line or while its reply was
@@ -51,12 +55,14 @@ pub enum Outcome {
 
 impl Outcome {
     /// Every outcome, in the order the README lists them.
-    pub const ALL: [Outcome; 11] = [
+    pub const ALL: [Outcome; 13] = [
         Outcome::Help,
         Outcome::Unknown,
         Outcome::Denied,
         Outcome::Launch,
         Outcome::LaunchFailed,
+        Outcome::Forward,
+        Outcome::Pass,
         Outcome::BadLine,
         Outcome::Timeout,
         Outcome::Eof,
@@ -73,6 +79,8 @@ impl Outcome {
             Outcome::Denied => "denied",
             Outcome::Launch => "launch",
             Outcome::LaunchFailed => "launch-failed",
+            Outcome::Forward => "forward",
+            Outcome::Pass => "pass",
             Outcome::BadLine => "bad-line",
             Outcome::Timeout => "timeout",
             Outcome::Eof => "eof",
@@ -113,6 +121,10 @@ pub enum Detail {
         uid: u32,
         gid: u32,
         program: String,
+    },
+    /// Where a forward or a pass went: `to=tcp:127.0.0.1:8080`.
+    Reached {
+        to: String,
     },
 }
 
@@ -207,6 +219,7 @@ impl fmt::Display for Event {
                 gid,
                 program,
             } => write!(f, " user={user} uid={uid} gid={gid} program={program}")?,
+            Detail::Reached { to } => write!(f, " to={to}")?,
         }
         if self.mux_accepts > 0 {
             write!(f, " tcpmux={}", self.mux_accepts)?;

@@ -1,11 +1,14 @@
 //! Reaching a running daemon: connecting to it within a deadline, by TCP or
 //! by a Unix socket, and sending the PROXY protocol header at once, before
 //! any byte of the client's, so that server-speaks-first protocols (ssh,
-//! SMTP) work behind a forward.
+//! SMTP) work behind a forward; then relaying the connection to it, or
+//! passing the connection itself. The same steps in both modes: inetd mode
+//! runs them in its own process (as the service's user), the listener in
+//! the connection's thread.
 
 use std::io::{self, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -17,27 +20,25 @@ use nix::sys::socket::{
     socket, sockopt,
 };
 
+use crate::launch::{Failure, LaunchError};
+use crate::pass;
 use crate::peer::Peer;
+use crate::protocol::SERVICE_ACCEPT;
 use crate::proxy;
+use crate::relay;
+use crate::strict::{self, Refusal, Use};
+use crate::table::{Kind, Service};
 
 /// How long a backend has to accept the connection: a daemon on the same
 /// host answers at once, and a client waits for its `+` meanwhile.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Which PROXY protocol header the daemon gets, if any.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProxyHeader {
-    V1,
-    V2,
-}
-
-impl ProxyHeader {
-    /// The header for a connection of `peer` to the service `service`.
-    pub fn render(self, peer: &Peer, service: &str) -> Vec<u8> {
-        match self {
-            ProxyHeader::V1 => proxy::v1(peer.remote, peer.local),
-            ProxyHeader::V2 => proxy::v2(peer.remote, peer.local, service),
-        }
+/// The PROXY protocol header of `version` for a connection of `peer` to
+/// the service `service`.
+pub fn header(version: proxy::Version, peer: &Peer, service: &str) -> Vec<u8> {
+    match version {
+        proxy::Version::V1 => proxy::v1(peer.remote, peer.local),
+        proxy::Version::V2 => proxy::v2(peer.remote, peer.local, service),
     }
 }
 
@@ -139,6 +140,120 @@ fn wait_connected(fd: &OwnedFd, deadline: Instant) -> io::Result<()> {
     }
 }
 
+/// A daemon reached for a service: the header and the `+` line sent.
+pub enum Reached {
+    /// A forward: the connection is to be relayed to the backend.
+    Relay { backend: Backend, to: String },
+    /// A pass: the connection is to be handed to the daemon.
+    Pass { daemon: UnixStream, to: String },
+}
+
+impl Reached {
+    /// Where it went, as the table writes it.
+    pub fn to(&self) -> &str {
+        match self {
+            Reached::Relay { to, .. } | Reached::Pass { to, .. } => to,
+        }
+    }
+}
+
+/// Reaches the daemon of a `tcp:`, `unix:` or `pass:` service within
+/// [`CONNECT_TIMEOUT`], sends the PROXY header its `proxy=` asks for, then,
+/// where the table says the multiplexer replies, `+Go` to the client on
+/// `out`: only once the daemon is there.
+pub fn reach(service: &Service, peer: &Peer, out: &mut impl Write) -> Result<Reached, Failure> {
+    let to = service.kind.target().unwrap_or_default();
+    let refused = |error: LaunchError| Failure {
+        error,
+        accepted: false,
+    };
+    let unreachable = |error: io::Error| {
+        refused(LaunchError::Unreachable {
+            to: to.clone(),
+            error,
+        })
+    };
+    let deadline = Instant::now() + CONNECT_TIMEOUT;
+    let reached = match &service.kind {
+        Kind::Tcp { host, port } => {
+            let addresses = addresses(host, *port).map_err(unreachable)?;
+            let backend = connect_tcp(&addresses, deadline).map_err(unreachable)?;
+            Reached::Relay {
+                backend,
+                to: to.clone(),
+            }
+        }
+        Kind::Unix { path } => {
+            let path = socket_path(path).map_err(|r| refused(LaunchError::Program(r)))?;
+            let backend = connect_unix(&path, deadline).map_err(unreachable)?;
+            Reached::Relay {
+                backend,
+                to: to.clone(),
+            }
+        }
+        Kind::Pass { path } => {
+            let path = socket_path(path).map_err(|r| refused(LaunchError::Program(r)))?;
+            let Backend::Unix(daemon) = connect_unix(&path, deadline).map_err(unreachable)? else {
+                return Err(refused(LaunchError::NotAProgram));
+            };
+            Reached::Pass {
+                daemon,
+                to: to.clone(),
+            }
+        }
+        Kind::Exec { .. } => return Err(refused(LaunchError::NotAProgram)),
+    };
+    if let (Some(version), Reached::Relay { backend, .. }) = (service.options.proxy, &reached) {
+        backend
+            .send_header(&header(version, peer, &service.name))
+            .map_err(unreachable)?;
+    }
+    if service.mux_replies {
+        out.write_all(SERVICE_ACCEPT)
+            .and_then(|()| out.flush())
+            .map_err(|e| Failure {
+                error: LaunchError::Client(e),
+                accepted: true,
+            })?;
+    }
+    Ok(reached)
+}
+
+/// Relays the connection until both sides are done, or hands it to the
+/// daemon (and this process's copy is closed by the caller).
+pub fn finish(reached: Reached, client: BorrowedFd, service: &str, peer: &Peer) -> io::Result<()> {
+    match reached {
+        Reached::Relay { backend, .. } => relay::relay(client, &backend).map(|_| ()),
+        Reached::Pass { daemon, .. } => pass::send(
+            &daemon,
+            client,
+            &pass::message(service, peer.remote, peer.local),
+        ),
+    }
+}
+
+/// The addresses of `tcp:HOST:PORT`: the address itself, or those the host
+/// name has (looked up in /etc/hosts and DNS, when the connection is
+/// forwarded).
+fn addresses(host: &str, port: u16) -> io::Result<Vec<SocketAddr>> {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = bare.parse::<std::net::IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, port)]);
+    }
+    crate::sys::plain_host_lookups();
+    use std::net::ToSocketAddrs;
+    Ok((host, port).to_socket_addrs()?.collect())
+}
+
+/// A daemon's socket, reached as StrictModes allow when root: every
+/// directory on the way root's and writable by nobody else. Connected to by
+/// the path the walk resolved.
+fn socket_path(path: &str) -> Result<std::path::PathBuf, Refusal> {
+    let strict = nix::unistd::geteuid().is_root();
+    let what = format!("socket {path}");
+    strict::open(Path::new(path), Use::Socket, strict, &what).map(|opened| opened.resolved)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -156,7 +271,7 @@ mod tests {
             remote: Some("192.0.2.7:40000".parse().unwrap()),
         };
         backend
-            .send_header(&ProxyHeader::V1.render(&peer, "web"))
+            .send_header(&header(proxy::Version::V1, &peer, "web"))
             .unwrap();
         drop(backend);
         let (mut accepted, _) = listener.accept().unwrap();

@@ -14,6 +14,7 @@ use nix::sys::socket::{getsockopt, sockopt};
 use crate::close;
 use crate::event::{self, Detail, Event};
 use crate::exit::Exit;
+use crate::forward;
 use crate::launch;
 use crate::load::{self, TableFile};
 use crate::logging::{self, Log};
@@ -90,9 +91,12 @@ pub fn run(settings: &Settings) -> Exit {
             outcome: Outcome::Launch { service },
             ..
         }) => {
-            // Back here only when the launch failed.
+            // Back here when a launch failed, or when a forward or a pass
+            // is over; only a failure was a refusal.
             let exit = hand_over(&service, &peer, &mut conversation);
-            close::after_refusal(stdin.as_fd(), conversation.deadline());
+            if exit == Exit::Launch {
+                close::after_refusal(stdin.as_fd(), conversation.deadline());
+            }
             exit
         }
         result => {
@@ -124,6 +128,9 @@ pub fn exit_status(result: &io::Result<Report>) -> Exit {
 /// becoming its program; returns only when that failed, after telling the
 /// client and the log.
 pub fn hand_over(service: &Service, peer: &Peer, out: &mut impl Write) -> Exit {
+    if !matches!(service.kind, Kind::Exec { .. }) {
+        return forward_here(service, peer, out);
+    }
     let launch = match launch::ready(service, peer, out) {
         Ok(launch) => launch,
         Err(failure) => {
@@ -170,8 +177,46 @@ pub fn launched(peer: &Peer, service: &Service, launch: &launch::Launch) -> Even
             gid: creds.gid.as_raw(),
             program: match &service.kind {
                 Kind::Exec { program, .. } => program.clone(),
+                other => other.target().unwrap_or_default(),
             },
         })
+}
+
+/// The event of a forward or a pass, in both modes.
+pub fn reached_event(peer: &Peer, service: &Service, reached: &forward::Reached) -> Event {
+    let outcome = match reached {
+        forward::Reached::Relay { .. } => event::Outcome::Forward,
+        forward::Reached::Pass { .. } => event::Outcome::Pass,
+    };
+    Event::new(*peer, outcome)
+        .name(&service.name)
+        .detail(Detail::Reached {
+            to: reached.to().to_owned(),
+        })
+}
+
+/// A forward or a pass from this process: it becomes the service's user
+/// first, reaches the daemon, then relays until both sides are done, or
+/// hands the connection over.
+fn forward_here(service: &Service, peer: &Peer, out: &mut impl Write) -> Exit {
+    let reached = launch::become_service_user(service)
+        .map_err(|error| launch::Failure {
+            error,
+            accepted: false,
+        })
+        .and_then(|_| forward::reach(service, peer, out));
+    let reached = match reached {
+        Ok(reached) => reached,
+        Err(failure) => {
+            launch_failed(service, peer, &failure, out);
+            return Exit::Launch;
+        }
+    };
+    reached_event(peer, service, &reached).log();
+    match forward::finish(reached, io::stdin().as_fd(), &service.name, peer) {
+        Ok(()) => Exit::Ok,
+        Err(_) => Exit::Io,
+    }
 }
 
 #[cfg(test)]

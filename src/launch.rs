@@ -64,6 +64,10 @@ pub enum LaunchError {
     Step(Step, io::Error),
     /// The `+` line could not be sent.
     Client(io::Error),
+    /// A forward's or a pass's daemon could not be reached.
+    Unreachable { to: String, error: io::Error },
+    /// A forward or a pass was taken for a program.
+    NotAProgram,
 }
 
 impl fmt::Display for LaunchError {
@@ -77,6 +81,8 @@ impl fmt::Display for LaunchError {
             LaunchError::Nul => f.write_str("a NUL byte in an argument"),
             LaunchError::Step(step, e) => write!(f, "{}: {e}", step.describe()),
             LaunchError::Client(e) => write!(f, "the client went away before the + line: {e}"),
+            LaunchError::Unreachable { to, error } => write!(f, "cannot reach {to}: {error}"),
+            LaunchError::NotAProgram => f.write_str("the service runs no program"),
         }
     }
 }
@@ -213,7 +219,24 @@ pub fn prepare(service: &Service, peer: &Peer) -> Result<Launch, LaunchError> {
     check_can_switch(&creds).map_err(LaunchError::Switch)?;
     match &service.kind {
         Kind::Exec { program, args } => prepare_exec(service, program, args, peer, creds),
+        Kind::Tcp { .. } | Kind::Unix { .. } | Kind::Pass { .. } => Err(LaunchError::NotAProgram),
     }
+}
+
+/// Inetd mode, before a forward or a pass: this process becomes the
+/// service's user, so that the daemon is reached as the table says.
+pub fn become_service_user(service: &Service) -> Result<Credentials, LaunchError> {
+    let creds = credentials(service).map_err(LaunchError::Lookup)?;
+    check_can_switch(&creds).map_err(LaunchError::Switch)?;
+    if unistd::geteuid().is_root() {
+        let ids = Ids {
+            uid: creds.uid.as_raw(),
+            gid: creds.gid.as_raw(),
+            groups: creds.groups.iter().map(|g| g.as_raw()).collect(),
+        };
+        sys::become_ids(&ids).map_err(|(step, e)| LaunchError::Step(step, e))?;
+    }
+    Ok(creds)
 }
 
 /// [`prepare`] for a program, once its user is known.

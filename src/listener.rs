@@ -35,6 +35,7 @@ use crate::access::Cidr;
 use crate::close::{self, Draining};
 use crate::event::{self, Event};
 use crate::exit::Exit;
+use crate::forward;
 use crate::inetd;
 use crate::launch;
 use crate::load;
@@ -42,7 +43,7 @@ use crate::peer::Peer;
 use crate::session::{self, Conversation, Outcome, Report};
 use crate::source::{ByteSource, FdSink, FdSource, ReplySink};
 use crate::sys;
-use crate::table::{Service, Table};
+use crate::table::{Kind, Service, Table};
 
 /// The reply to a connection over a cap.
 pub const BUSY: &[u8] = b"-Server busy; try again later\r\n";
@@ -494,6 +495,9 @@ fn hand_over<S: ByteSource, W: ReplySink>(
     service: &Service,
     mut slot: Slot,
 ) {
+    if !matches!(service.kind, Kind::Exec { .. }) {
+        return forward(out, stream, peer, service, slot);
+    }
     let launch = match launch::ready(service, peer, out) {
         Ok(launch) => launch,
         Err(failure) => return launch_failed(out, stream, peer, service, slot, &failure),
@@ -513,6 +517,25 @@ fn hand_over<S: ByteSource, W: ReplySink>(
             launch_failed(out, stream, peer, service, slot, &failure);
         }
     }
+}
+
+/// A forward or a pass, in the connection's thread: no process, no thread
+/// more. The place under the caps is held until the relay ends.
+fn forward<S: ByteSource, W: ReplySink>(
+    out: &mut Conversation<S, W>,
+    stream: &TcpStream,
+    peer: &Peer,
+    service: &Service,
+    mut slot: Slot,
+) {
+    let reached = match forward::reach(service, peer, out) {
+        Ok(reached) => reached,
+        Err(failure) => return launch_failed(out, stream, peer, service, slot, &failure),
+    };
+    inetd::reached_event(peer, service, &reached).log();
+    slot.handshake_done();
+    let _ = forward::finish(reached, stream.as_fd(), &service.name, peer);
+    drop(slot);
 }
 
 /// Tells the client and the log, then drains the connection holding its

@@ -39,6 +39,10 @@ pub enum Use {
     Read,
     /// Executed by descriptor, like a service's program.
     Exec,
+    /// Connected to, like a daemon's Unix socket: it must be a socket, and
+    /// may be anyone's (its daemon's); the directories on the way are
+    /// checked as for any file.
+    Socket,
 }
 
 /// A file opened and checked.
@@ -73,6 +77,7 @@ pub enum Problem {
     TooManyLinks,
     NotADirectory(PathBuf),
     NotRegular,
+    NotASocket,
     NotExecutable,
     /// The file is not root's.
     Owner {
@@ -118,6 +123,7 @@ impl fmt::Display for Refusal {
                 write!(f, "{what}: {} is not a directory", path.display())
             }
             Problem::NotRegular => write!(f, "{what} is not a regular file"),
+            Problem::NotASocket => write!(f, "{what} is not a socket"),
             Problem::NotExecutable => write!(f, "{what} is not executable"),
             Problem::Owner { uid } => {
                 write!(f, "{what} is owned by uid {uid}, not root; {strict}")
@@ -267,12 +273,28 @@ impl Walk {
         looked: &FileStat,
         purpose: Use,
     ) -> Result<Opened, Problem> {
-        self.check_file(looked, purpose)?;
         let sys = |errno| Problem::Sys {
             path: here.clone(),
             last: true,
             errno,
         };
+        if purpose == Use::Socket {
+            // A socket cannot be opened; the look was with O_PATH, and the
+            // caller connects by the resolved path, through directories
+            // only root can change.
+            if kind(looked) != SFlag::S_IFSOCK {
+                return Err(Problem::NotASocket);
+            }
+            let flags = OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+            let fd = openat(&dir.fd, name.as_os_str(), flags, Mode::empty()).map_err(sys)?;
+            return Ok(Opened {
+                fd,
+                stat: *looked,
+                resolved: here,
+                readable: false,
+            });
+        }
+        self.check_file(looked, purpose)?;
         // O_NONBLOCK: a FIFO swapped in after the look must not hang us.
         let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_NOCTTY;
         let (fd, readable) = match openat(

@@ -71,9 +71,12 @@ pub fn local_accounts_only() {
 /// such as mdns4 or resolve would be loaded with dlopen and crash the
 /// static client. Call once, before any lookup.
 pub fn plain_host_lookups() {
-    // SAFETY: as in local_accounts_only: static NUL-terminated strings, at
-    // start-up, before any thread.
-    unsafe { __nss_configure_lookup(c"hosts".as_ptr(), c"files dns".as_ptr()) };
+    static CONFIGURED: std::sync::Once = std::sync::Once::new();
+    CONFIGURED.call_once(|| {
+        // SAFETY: static NUL-terminated strings; every host lookup of the
+        // crate waits on this Once first, so none runs while it changes.
+        unsafe { __nss_configure_lookup(c"hosts".as_ptr(), c"files dns".as_ptr()) };
+    });
 }
 
 /// The listening sockets systemd passed to this process (socket activation
@@ -324,19 +327,8 @@ impl ExecPlan {
             if libc::getsid(0) != libc::getpid() && libc::setsid() < 0 {
                 return (Step::Session, errno());
             }
-            if let Some(ids) = &self.ids {
-                if libc::syscall(libc::SYS_setgroups, ids.groups.len(), ids.groups.as_ptr()) < 0 {
-                    return (Step::Groups, errno());
-                }
-                if libc::syscall(libc::SYS_setresgid, ids.gid, ids.gid, ids.gid) < 0 {
-                    return (Step::Gid, errno());
-                }
-                if libc::syscall(libc::SYS_setresuid, ids.uid, ids.uid, ids.uid) < 0 {
-                    return (Step::Uid, errno());
-                }
-                if !self.ids_hold(ids) {
-                    return (Step::Verify, 0);
-                }
+            if let Some(Err(failed)) = self.ids.as_ref().map(switch_ids) {
+                return failed;
             }
             reset_all_signals();
             // The listener's raised limit on open files is its own; the
@@ -384,24 +376,6 @@ impl ExecPlan {
             }
             (Step::Exec, errno())
         }
-    }
-
-    /// Whether the real, effective and saved ids are the ones asked for and,
-    /// for a user other than root, root cannot be regained.
-    fn ids_hold(&self, ids: &Ids) -> bool {
-        let (mut r, mut e, mut s) = (0, 0, 0);
-        // SAFETY: getresuid and getresgid write three ids to the places
-        // given, which live on this stack frame.
-        let uids = unsafe { libc::syscall(libc::SYS_getresuid, &mut r, &mut e, &mut s) } == 0
-            && [r, e, s] == [ids.uid; 3];
-        let (mut r, mut e, mut s) = (0, 0, 0);
-        // SAFETY: as above.
-        let gids = unsafe { libc::syscall(libc::SYS_getresgid, &mut r, &mut e, &mut s) } == 0
-            && [r, e, s] == [ids.gid; 3];
-        // SAFETY: a system call on plain values; if it succeeds we are root
-        // again, and the launch is abandoned.
-        let regained = ids.uid != 0 && unsafe { libc::syscall(libc::SYS_setresuid, 0, 0, 0) } == 0;
-        uids && gids && !regained
     }
 
     /// Inetd mode: runs the last steps in this process, which becomes the
@@ -630,4 +604,53 @@ pub fn ignore_sigpipe() {
     use nix::sys::signal::{SigHandler, Signal, signal};
     // SAFETY: SIG_IGN runs no code of ours in a signal context.
     let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigIgn) };
+}
+
+/// Groups, then gid, then uid, each for real, effective and saved, then a
+/// check that they hold and that root cannot be regained. Raw system
+/// calls, which change the calling thread alone: the caller is alone (a
+/// launch's child, or inetd mode's single thread). Async-signal-safe.
+fn switch_ids(ids: &Ids) -> Result<(), (Step, i32)> {
+    let errno = || std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
+    // SAFETY: system calls on plain values and on the id list, which
+    // `ids` keeps alive for the call.
+    unsafe {
+        if libc::syscall(libc::SYS_setgroups, ids.groups.len(), ids.groups.as_ptr()) < 0 {
+            return Err((Step::Groups, errno()));
+        }
+        if libc::syscall(libc::SYS_setresgid, ids.gid, ids.gid, ids.gid) < 0 {
+            return Err((Step::Gid, errno()));
+        }
+        if libc::syscall(libc::SYS_setresuid, ids.uid, ids.uid, ids.uid) < 0 {
+            return Err((Step::Uid, errno()));
+        }
+    }
+    if !ids_hold(ids) {
+        return Err((Step::Verify, 0));
+    }
+    Ok(())
+}
+
+/// Whether the real, effective and saved ids are the ones asked for and,
+/// for a user other than root, root cannot be regained.
+fn ids_hold(ids: &Ids) -> bool {
+    let (mut r, mut e, mut s) = (0, 0, 0);
+    // SAFETY: getresuid and getresgid write three ids to the places given,
+    // which live on this stack frame.
+    let uids = unsafe { libc::syscall(libc::SYS_getresuid, &mut r, &mut e, &mut s) } == 0
+        && [r, e, s] == [ids.uid; 3];
+    let (mut r, mut e, mut s) = (0, 0, 0);
+    // SAFETY: as above.
+    let gids = unsafe { libc::syscall(libc::SYS_getresgid, &mut r, &mut e, &mut s) } == 0
+        && [r, e, s] == [ids.gid; 3];
+    // SAFETY: a system call on plain values; if it succeeds we are root
+    // again, and the switch is refused.
+    let regained = ids.uid != 0 && unsafe { libc::syscall(libc::SYS_setresuid, 0, 0, 0) } == 0;
+    uids && gids && !regained
+}
+
+/// Inetd mode, before a forward or a pass: this single-threaded process
+/// becomes `ids` for good.
+pub fn become_ids(ids: &Ids) -> Result<(), (Step, std::io::Error)> {
+    switch_ids(ids).map_err(|(step, errno)| (step, std::io::Error::from_raw_os_error(errno)))
 }

@@ -40,6 +40,26 @@ pub enum Kind {
     /// A program, by absolute path, run on the connection with these
     /// arguments after argv[0].
     Exec { program: String, args: Vec<String> },
+    /// A running daemon reached by TCP, the connection relayed to it: an
+    /// address (`[...]` for IPv6) or a host name, and a port.
+    Tcp { host: String, port: u16 },
+    /// A running daemon on a Unix socket, the connection relayed to it.
+    Unix { path: String },
+    /// A running daemon on a Unix socket that takes the connection itself
+    /// (see `pass`).
+    Pass { path: String },
+}
+
+impl Kind {
+    /// How the table writes the target of a forward or a pass.
+    pub fn target(&self) -> Option<String> {
+        match self {
+            Kind::Exec { .. } => None,
+            Kind::Tcp { host, port } => Some(format!("tcp:{host}:{port}")),
+            Kind::Unix { path } => Some(format!("unix:{path}")),
+            Kind::Pass { path } => Some(format!("pass:{path}")),
+        }
+    }
 }
 
 /// What a service runs, as where it is written: slices of the table's
@@ -50,6 +70,13 @@ pub enum KindText<T> {
     /// The program field, and the rest of the line after it: the
     /// arguments, separated by blanks.
     Exec { program: T, args: T },
+    /// The host of `tcp:HOST:PORT`, brackets of an IPv6 address included,
+    /// and the port, read already.
+    Tcp { host: T, port: u16 },
+    /// The path of `unix:PATH`.
+    Unix { path: T },
+    /// The path of `pass:PATH`.
+    Pass { path: T },
 }
 
 impl<T> KindText<T> {
@@ -59,6 +86,12 @@ impl<T> KindText<T> {
                 program: f(program),
                 args: f(args),
             },
+            KindText::Tcp { host, port } => KindText::Tcp {
+                host: f(host),
+                port,
+            },
+            KindText::Unix { path } => KindText::Unix { path: f(path) },
+            KindText::Pass { path } => KindText::Pass { path: f(path) },
         }
     }
 }
@@ -69,6 +102,16 @@ impl KindText<&str> {
             KindText::Exec { program, args } => Kind::Exec {
                 program: program.to_owned(),
                 args: args.split_ascii_whitespace().map(str::to_owned).collect(),
+            },
+            KindText::Tcp { host, port } => Kind::Tcp {
+                host: host.to_owned(),
+                port,
+            },
+            KindText::Unix { path } => Kind::Unix {
+                path: path.to_owned(),
+            },
+            KindText::Pass { path } => Kind::Pass {
+                path: path.to_owned(),
             },
         }
     }
@@ -81,6 +124,10 @@ pub struct Options {
     /// Left out of the HELP list.
     pub hidden: bool,
     pub rules: Rules,
+    /// The PROXY protocol header a forward sends the daemon first.
+    pub proxy: Option<crate::proxy::Version>,
+    /// With --listen: at most this many connections at once.
+    pub maxconn: Option<u32>,
 }
 
 impl Options {

@@ -299,7 +299,7 @@ fn check_prints_a_good_table_and_names_the_fault_in_a_bad_one() {
         ),
         (
             "\n+echo nobody cat\n",
-            ":2:14: \"cat\" is not an option (allow=, deny=, hidden), and the program must be an absolute path",
+            ":2:14: \"cat\" is not an option (allow=, deny=, hidden, maxconn=, proxy=), and the program must be an absolute path",
         ),
         (
             "+echo no-such-user-here /bin/cat\n",
