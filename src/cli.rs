@@ -14,6 +14,8 @@ use std::time::Duration;
 use clap::error::ErrorKind;
 use clap::{Arg, ArgAction, ArgMatches, Command};
 
+use crate::accept_proxy::Trusted;
+use crate::access::Cidr;
 use crate::exit::Exit;
 use crate::load::TableFile;
 use crate::logging::{self, Log, Target};
@@ -102,6 +104,19 @@ pub fn command() -> Command {
                 .num_args(0..=1)
                 .default_missing_value("")
                 .value_parser(no_short_l),
+        )
+        .arg(
+            Arg::new("accept-proxy")
+                .long("accept-proxy")
+                .value_name("CIDR")
+                .action(ArgAction::Append)
+                .value_parser(clap::value_parser!(Cidr))
+                .help(
+                    "Connections from these front ends (an address or a block, repeatable) \
+                     must begin with a PROXY protocol v1 or v2 header, whose client then \
+                     stands for the peer everywhere; without a valid one they are refused. \
+                     From other sources nothing is taken for a header",
+                ),
         )
         .arg(syslog_socket())
         .arg(
@@ -273,6 +288,12 @@ where
             syslog_socket: value(&mut m, "syslog-socket")?,
             journal_socket: value(&mut m, "journal-socket")?,
         },
+        accept_proxy: Trusted {
+            blocks: m
+                .remove_many("accept-proxy")
+                .map(Iterator::collect)
+                .unwrap_or_default(),
+        },
     };
     if !listening {
         return Ok(Mode::Inetd(common));
@@ -369,6 +390,7 @@ mod tests {
             table: TableFile::new(None),
             timeout: Duration::from_secs(10),
             log: Log::syslog(logging::DEV_LOG.into()),
+            accept_proxy: Trusted::default(),
         }
     }
 
@@ -390,6 +412,9 @@ mod tests {
                 syslog_socket: "/chroot/dev/log".into(),
                 journal_socket: "/chroot/run/systemd/journal/socket".into(),
             },
+            accept_proxy: Trusted {
+                blocks: vec!["10.0.0.0/8".parse().unwrap(), "::1".parse().unwrap()],
+            },
         };
         let args = [
             "-c",
@@ -401,6 +426,9 @@ mod tests {
             "--syslog-socket=/chroot/dev/log",
             "--journal-socket",
             "/chroot/run/systemd/journal/socket",
+            "--accept-proxy",
+            "10.0.0.0/8",
+            "--accept-proxy=::1",
         ];
         assert_eq!(mode(&args), Mode::Inetd(expected));
     }
@@ -497,6 +525,10 @@ mod tests {
             ErrorKind::MissingRequiredArgument
         );
         assert_eq!(refused(&["--bogus"]), ErrorKind::UnknownArgument);
+        assert_eq!(
+            refused(&["--accept-proxy", "10.0.0.1/8"]),
+            ErrorKind::ValueValidation
+        );
         assert_eq!(refused(&["--help"]), ErrorKind::DisplayHelp);
     }
 

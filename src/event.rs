@@ -188,11 +188,15 @@ impl Event {
     }
 }
 
-/// The line: `peer=P [name=N] outcome=O [(reason) | user=.. uid=.. gid=..
-/// program=..] [tcpmux=N]`.
+/// The line: `peer=P [via=H] [name=N] outcome=O [(reason) | user=.. uid=..
+/// gid=.. program=..] [tcpmux=N]`, `via` the front end whose PROXY header
+/// named the peer.
 impl fmt::Display for Event {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "peer={}", self.peer)?;
+        if let Some(via) = self.peer.via {
+            write!(f, " via={via}")?;
+        }
         if let Some(name) = &self.name {
             let shown = if name.is_empty() { "-" } else { name };
             write!(f, " name={shown}")?;
@@ -215,11 +219,15 @@ impl fmt::Display for Event {
     }
 }
 
-/// The fields a structured target keeps: `peer`, `service` (left out when
-/// no name had arrived) and `outcome`.
+/// The fields a structured target keeps: `peer`, `via` (only behind a
+/// front end), `service` (left out when no name had arrived) and
+/// `outcome`.
 impl kv::Source for Event {
     fn visit<'kvs>(&'kvs self, visitor: &mut dyn VisitSource<'kvs>) -> Result<(), kv::Error> {
         visitor.visit_pair(Key::from("peer"), Value::from_display(&self.peer))?;
+        if let Some(via) = &self.peer.via {
+            visitor.visit_pair(Key::from("via"), Value::from_display(via))?;
+        }
         if let Some(name) = self.name.as_deref().filter(|n| !n.is_empty()) {
             visitor.visit_pair(Key::from("service"), Value::from(name))?;
         }
@@ -235,6 +243,7 @@ mod tests {
         Peer {
             local: None,
             remote: Some("192.0.2.7:51234".parse().unwrap()),
+            via: None,
         }
     }
 
@@ -280,6 +289,17 @@ mod tests {
             (
                 Event::new(peer(), Outcome::Busy),
                 "peer=192.0.2.7:51234 outcome=busy",
+            ),
+            (
+                Event::new(
+                    Peer {
+                        via: Some("127.0.0.1:5000".parse().unwrap()),
+                        ..peer()
+                    },
+                    Outcome::Help,
+                )
+                .name("HELP"),
+                "peer=192.0.2.7:51234 via=127.0.0.1:5000 name=HELP outcome=help",
             ),
         ];
         for (event, line) in cases {

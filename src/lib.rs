@@ -14,8 +14,10 @@
 //! - The table: `load` opens the file (`load::TableFile`) through
 //!   `strict`, which checks the open file and every directory on its way
 //!   when root, and `config` parses it into a `table::Table`.
-//! - The conversation: `session` reads the request line with `protocol`,
-//!   a pure parser with a hard cap, all under one deadline, and answers
+//! - The conversation: from a front end of `--accept-proxy`, `session`
+//!   first reads its PROXY header (`accept_proxy`, `proxy`), whose client
+//!   is the peer from then on; then the request line, with `protocol`, a
+//!   pure parser with a hard cap, all under one deadline, and answers
 //!   HELP, `tcpmux` and refusals itself; its bytes come and go through
 //!   `source`, which the client reads its reply through too. After a `-`
 //!   line `close` drains the connection so the line is not lost to a

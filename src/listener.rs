@@ -132,11 +132,21 @@ struct Shared {
     ended: Condvar,
 }
 
+impl Shared {
+    /// The source of `ip` under the configured prefixes.
+    fn source_of(&self, ip: IpAddr) -> Cidr {
+        let settings = &self.settings;
+        source_of(ip, settings.ipv4_source_prefix, settings.ipv6_source_prefix)
+    }
+}
+
 /// A connection's place under the caps, given back when dropped: when the
 /// handshake ends, or when the launched service exits.
 struct Slot {
     shared: Arc<Shared>,
-    source: Cidr,
+    /// The source it counts against; `None` until a trusted front end's
+    /// header has named the client.
+    source: Option<Cidr>,
     /// Counted against the caps.
     capped: bool,
     /// Counted among the handshakes a stop waits for.
@@ -144,22 +154,41 @@ struct Slot {
 }
 
 impl Slot {
-    fn take(shared: &Arc<Shared>, source: Cidr) -> Option<Slot> {
+    /// A place under `--max-connections` and, for `Some` source, under
+    /// `--max-per-source`.
+    fn take(shared: &Arc<Shared>, source: Option<Cidr>) -> Option<Slot> {
         let mut counts = shared.counts.lock().unwrap_or_else(|e| e.into_inner());
-        let here = counts.per_source.get(&source).copied().unwrap_or(0);
-        if counts.total >= shared.settings.max_connections || here >= shared.settings.max_per_source
+        if counts.total >= shared.settings.max_connections {
+            return None;
+        }
+        if let Some(source) = source
+            && !counts.add_source(source, shared.settings.max_per_source)
         {
             return None;
         }
         counts.total += 1;
         counts.handshakes += 1;
-        counts.per_source.insert(source, here + 1);
         Some(Slot {
             shared: Arc::clone(shared),
             source,
             capped: true,
             in_handshake: true,
         })
+    }
+
+    /// Counts the connection against `source`, the client a front end's
+    /// header named, once that is known: false when that source is at
+    /// `--max-per-source`.
+    fn count_against(&mut self, source: Cidr) -> bool {
+        let mut counts = self.shared.counts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(old) = self.source.take() {
+            counts.remove_source(old);
+        }
+        let added = counts.add_source(source, self.shared.settings.max_per_source);
+        if added {
+            self.source = Some(source);
+        }
+        added
     }
 
     /// The handshake is over and logged; a stop need not wait for it.
@@ -176,11 +205,29 @@ impl Slot {
         if std::mem::take(&mut self.capped) {
             let mut counts = self.shared.counts.lock().unwrap_or_else(|e| e.into_inner());
             counts.total -= 1;
-            if let Some(n) = counts.per_source.get_mut(&self.source) {
-                *n -= 1;
-                if *n == 0 {
-                    counts.per_source.remove(&self.source);
-                }
+            if let Some(source) = self.source.take() {
+                counts.remove_source(source);
+            }
+        }
+    }
+}
+
+impl Counts {
+    /// One more connection from `source`, unless it has `max` already.
+    fn add_source(&mut self, source: Cidr, max: usize) -> bool {
+        let here = self.per_source.get(&source).copied().unwrap_or(0);
+        if here >= max {
+            return false;
+        }
+        self.per_source.insert(source, here + 1);
+        true
+    }
+
+    fn remove_source(&mut self, source: Cidr) {
+        if let Some(n) = self.per_source.get_mut(&source) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_source.remove(&source);
             }
         }
     }
@@ -416,19 +463,14 @@ fn reload(shared: &Shared) {
 }
 
 /// Applies the caps, then serves the connection on a thread of its own. A
-/// connection over a cap gets the busy line and joins `draining`.
+/// connection over a cap gets the busy line and joins `draining`. One from
+/// a trusted front end (`--accept-proxy`) counts against no source until
+/// its header names the client (see [`serve`]).
 fn admit(shared: &Arc<Shared>, stream: TcpStream, draining: &mut Draining) {
     let _ = stream.set_nonblocking(false);
     let peer = Peer::of(stream.as_fd());
     let settings = &shared.settings;
-    let source = peer.remote.map(|addr| {
-        source_of(
-            addr.ip(),
-            settings.ipv4_source_prefix,
-            settings.ipv6_source_prefix,
-        )
-    });
-    let Some(source) = source else {
+    let Some(remote) = peer.remote else {
         // Reset while still in the accept queue: nothing to serve, but every
         // connection gets its log line.
         Event::new(peer, event::Outcome::IoError)
@@ -436,6 +478,8 @@ fn admit(shared: &Arc<Shared>, stream: TcpStream, draining: &mut Draining) {
             .log();
         return;
     };
+    let proxied = settings.common.accept_proxy.covers(Some(remote.ip()));
+    let source = (!proxied).then(|| shared.source_of(remote.ip()));
     let Some(slot) = Slot::take(shared, source) else {
         // A fresh connection takes a line at once; if not, no waiting.
         let _ = FdSink::new(stream.as_fd()).send_now(BUSY);
@@ -457,13 +501,28 @@ fn admit(shared: &Arc<Shared>, stream: TcpStream, draining: &mut Draining) {
     }
 }
 
-/// One connection: the session, then its log line or the hand-over.
-fn serve(shared: &Shared, stream: TcpStream, peer: Peer, slot: Slot) {
+/// One connection: the PROXY header from a trusted front end, the session,
+/// then its log line or the hand-over. Behind a front end the client the
+/// header names is the peer, and is counted against `--max-per-source`
+/// in place of the front end: over it, the busy line.
+fn serve(shared: &Shared, stream: TcpStream, hop: Peer, mut slot: Slot) {
     let table = Arc::clone(&shared.table.read().unwrap_or_else(|e| e.into_inner()));
     let source = FdSource::new(stream.as_fd());
     let sink = FdSink::new(stream.as_fd());
     let mut conversation = Conversation::new(source, sink, shared.settings.common.timeout);
-    let result = session::serve(&mut conversation, &table, &peer);
+    let (peer, result) = match conversation.peer(&shared.settings.common.accept_proxy, hop) {
+        Ok(Ok(peer)) if slot.source.is_none() => {
+            let ip = peer.remote.map(|addr| addr.ip());
+            match ip.map(|ip| shared.source_of(ip)) {
+                Some(source) if slot.count_against(source) => {}
+                _ => return refuse_busy(&mut conversation, &stream, &peer, slot),
+            }
+            (peer, session::serve(&mut conversation, &table, &peer))
+        }
+        Ok(Ok(peer)) => (peer, session::serve(&mut conversation, &table, &peer)),
+        Ok(Err(report)) => (hop, Ok(report)),
+        Err(e) => (hop, Err(e)),
+    };
     match result {
         Ok(Report {
             outcome: Outcome::Launch { service },
@@ -481,6 +540,20 @@ fn serve(shared: &Shared, stream: TcpStream, peer: Peer, slot: Slot) {
             drop(slot);
         }
     }
+}
+
+/// The busy line for a client over its cap once a front end named it, in
+/// the connection's thread, under its deadline; then the drain.
+fn refuse_busy<S: ByteSource, W: ReplySink>(
+    conversation: &mut Conversation<S, W>,
+    stream: &TcpStream,
+    peer: &Peer,
+    slot: Slot,
+) {
+    let _ = conversation.reply(BUSY);
+    Event::new(*peer, event::Outcome::Busy).log();
+    close::after_refusal(stream.as_fd(), conversation.deadline());
+    drop(slot);
 }
 
 /// Launches the service in a forked child with the connection on its fds

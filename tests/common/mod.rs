@@ -495,6 +495,39 @@ pub fn connect(addr: SocketAddr) -> TcpStream {
     stream
 }
 
+/// A connection to `addr` from the local address `source`, such as
+/// 127.0.0.2: another client host, as the server sees it, on loopback.
+pub fn connect_from(source: &str, addr: SocketAddr) -> TcpStream {
+    use nix::sys::socket::{
+        AddressFamily, SockFlag, SockType, SockaddrStorage, bind, connect, socket,
+    };
+    use std::os::fd::AsRawFd;
+    let source: std::net::IpAddr = source.parse().unwrap();
+    let family = if source.is_ipv4() {
+        AddressFamily::Inet
+    } else {
+        AddressFamily::Inet6
+    };
+    let fd = socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC, None).unwrap();
+    bind(
+        fd.as_raw_fd(),
+        &SockaddrStorage::from(SocketAddr::new(source, 0)),
+    )
+    .unwrap();
+    connect(fd.as_raw_fd(), &SockaddrStorage::from(addr)).unwrap();
+    let stream = TcpStream::from(fd);
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    stream
+}
+
+/// [`ask`] from the local address `source` (see [`connect_from`]).
+pub fn ask_from(source: &str, addr: SocketAddr, request: &[u8]) -> Vec<u8> {
+    let mut stream = connect_from(source, addr);
+    let _ = stream.write_all(request);
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    read_reply(&mut stream)
+}
+
 /// 127.0.0.1 at `port`.
 pub fn loopback(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
