@@ -39,6 +39,8 @@ pub const MAX_CONNECTIONS: &str = "256";
 pub const MAX_PER_SOURCE: &str = "32";
 pub const IPV4_SOURCE_PREFIX: &str = "32";
 pub const IPV6_SOURCE_PREFIX: &str = "64";
+pub const MAX_RATE_PER_SOURCE: &str = "50";
+pub const RATE_BACKOFF: &str = "10";
 
 const ABOUT: &str = "A TCPMUX (RFC 1078) server, run by inetd, xinetd or systemd";
 
@@ -221,6 +223,29 @@ pub fn command() -> Command {
                      128, are one source for --max-per-source; 64 is what one host usually has",
                 ),
         )
+        .arg(
+            Arg::new("max-rate-per-source")
+                .long("max-rate-per-source")
+                .value_name("N")
+                .default_value(MAX_RATE_PER_SOURCE)
+                .value_parser(number(1_000_000))
+                .help(
+                    "With --listen: new connections a second one source may open (a burst \
+                     of N, then N a second); one more and the source is refused for \
+                     --rate-backoff seconds, other sources not",
+                ),
+        )
+        .arg(
+            Arg::new("rate-backoff")
+                .long("rate-backoff")
+                .value_name("SECONDS")
+                .default_value(RATE_BACKOFF)
+                .value_parser(clap::value_parser!(u64).range(1..=3600))
+                .help(
+                    "With --listen: how long a source over --max-rate-per-source is refused, \
+                     1 to 3600",
+                ),
+        )
 }
 
 /// `--syslog-socket`, which the command line of a refusal is read for too.
@@ -306,6 +331,8 @@ where
         max_per_source: value::<u32>(&mut m, "max-per-source")? as usize,
         ipv4_source_prefix: value(&mut m, "ipv4-source-prefix")?,
         ipv6_source_prefix: value(&mut m, "ipv6-source-prefix")?,
+        max_rate_per_source: value(&mut m, "max-rate-per-source")?,
+        rate_backoff: Duration::from_secs(value(&mut m, "rate-backoff")?),
     }))
 }
 
@@ -472,6 +499,8 @@ mod tests {
                 max_per_source: 32,
                 ipv4_source_prefix: 32,
                 ipv6_source_prefix: 64,
+                max_rate_per_source: 50,
+                rate_backoff: Duration::from_secs(10),
             }
         );
     }
@@ -490,6 +519,10 @@ mod tests {
             "24",
             "--ipv6-source-prefix",
             "48",
+            "--max-rate-per-source",
+            "1000",
+            "--rate-backoff",
+            "60",
         ];
         let Mode::Listen(settings) = mode(&args) else {
             panic!("not listen mode");
@@ -504,6 +537,10 @@ mod tests {
                 settings.ipv6_source_prefix
             ),
             (1000, 4, 24, 48)
+        );
+        assert_eq!(
+            (settings.max_rate_per_source, settings.rate_backoff),
+            (1000, Duration::from_secs(60))
         );
     }
 
@@ -525,6 +562,14 @@ mod tests {
             ErrorKind::MissingRequiredArgument
         );
         assert_eq!(refused(&["--bogus"]), ErrorKind::UnknownArgument);
+        assert_eq!(
+            refused(&["--max-rate-per-source", "0"]),
+            ErrorKind::ValueValidation
+        );
+        assert_eq!(
+            refused(&["--rate-backoff", "3601"]),
+            ErrorKind::ValueValidation
+        );
         assert_eq!(
             refused(&["--accept-proxy", "10.0.0.1/8"]),
             ErrorKind::ValueValidation

@@ -47,11 +47,14 @@ pub enum Outcome {
     ConfigError,
     /// A connection over a cap of listen mode, refused before its request.
     Busy,
+    /// A connection from a source over `--max-rate-per-source`, or backing
+    /// off after it, refused before its request.
+    RateLimited,
 }
 
 impl Outcome {
     /// Every outcome, in the order the README lists them.
-    pub const ALL: [Outcome; 11] = [
+    pub const ALL: [Outcome; 12] = [
         Outcome::Help,
         Outcome::Unknown,
         Outcome::Denied,
@@ -63,6 +66,7 @@ impl Outcome {
         Outcome::IoError,
         Outcome::ConfigError,
         Outcome::Busy,
+        Outcome::RateLimited,
     ];
 
     /// The word the log line gives it.
@@ -79,6 +83,7 @@ impl Outcome {
             Outcome::IoError => "io-error",
             Outcome::ConfigError => "config-error",
             Outcome::Busy => "busy",
+            Outcome::RateLimited => "rate-limited",
         }
     }
 
@@ -88,7 +93,7 @@ impl Outcome {
     pub fn level(self) -> Level {
         match self {
             Outcome::LaunchFailed | Outcome::ConfigError => Level::Error,
-            Outcome::Busy => Level::Warn,
+            Outcome::Busy | Outcome::RateLimited => Level::Warn,
             _ => Level::Info,
         }
     }

@@ -9,8 +9,8 @@
 //!   rendered in one place; `exit` holds every exit status.
 //! - The connection: in inetd mode the super-server accepted it and put it
 //!   on fds 0 to 2; in listen mode `listener` accepts it (on its own
-//!   sockets, or systemd's, via `sys`), applies the caps per source
-//!   (`access::Cidr`) and gives it a thread. `peer` names both ends.
+//!   sockets, or systemd's, via `sys`), applies the rate limit (`rate`) and
+//!   the caps per source (`access::Cidr`) and gives it a thread. `peer` names both ends.
 //! - The table: `load` opens the file (`load::TableFile`) through
 //!   `strict`, which checks the open file and every directory on its way
 //!   when root, and `config` parses it into a `table::Table`.
@@ -51,6 +51,7 @@ pub mod pass;
 pub mod peer;
 pub mod protocol;
 pub mod proxy;
+pub mod rate;
 pub mod relay;
 pub mod session;
 pub mod source;

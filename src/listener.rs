@@ -39,6 +39,7 @@ use crate::inetd;
 use crate::launch;
 use crate::load;
 use crate::peer::Peer;
+use crate::rate::{self, Rates};
 use crate::session::{self, Conversation, Outcome, Report};
 use crate::source::{ByteSource, FdSink, FdSource, ReplySink};
 use crate::sys;
@@ -46,6 +47,9 @@ use crate::table::{Service, Table};
 
 /// The reply to a connection over a cap.
 pub const BUSY: &[u8] = b"-Server busy; try again later\r\n";
+
+/// The reply to a connection from a source over its rate, or backing off.
+pub const RATE_LIMITED: &[u8] = b"-Too many new connections; try again later\r\n";
 
 /// What listen mode needs from the command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,9 +61,14 @@ pub struct Settings {
     pub systemd: bool,
     pub max_connections: usize,
     pub max_per_source: usize,
-    /// The prefix lengths that make one source for `max_per_source`.
+    /// The prefix lengths that make one source for `max_per_source` and
+    /// the rate limit.
     pub ipv4_source_prefix: u8,
     pub ipv6_source_prefix: u8,
+    /// New connections a second from one source before it backs off.
+    pub max_rate_per_source: u32,
+    /// How long a source over the rate is refused.
+    pub rate_backoff: Duration,
 }
 
 /// Parses a `--listen` address: `ADDR`, `ADDR:PORT`, `[V6]:PORT` or a bare
@@ -130,6 +139,7 @@ struct Shared {
     counts: Mutex<Counts>,
     /// Signalled whenever a connection ends, for the shutdown wait.
     ended: Condvar,
+    rates: Mutex<Rates>,
 }
 
 impl Shared {
@@ -137,6 +147,27 @@ impl Shared {
     fn source_of(&self, ip: IpAddr) -> Cidr {
         let settings = &self.settings;
         source_of(ip, settings.ipv4_source_prefix, settings.ipv6_source_prefix)
+    }
+
+    /// Counts a new connection from `source` against the rate limit: `None`
+    /// when it may go on, or the event of its refusal, which names the
+    /// limit for the connection that starts a back-off.
+    fn over_rate(&self, source: Cidr, peer: Peer) -> Option<Event> {
+        let verdict = self
+            .rates
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .arrive(source, Instant::now());
+        let event = Event::new(peer, event::Outcome::RateLimited);
+        match verdict {
+            rate::Verdict::Allowed => None,
+            rate::Verdict::Limited { starts: false } => Some(event),
+            rate::Verdict::Limited { starts: true } => Some(event.because(format_args!(
+                "more than {} new connections a second from {source}; refused for {} s",
+                self.settings.max_rate_per_source,
+                self.settings.rate_backoff.as_secs()
+            ))),
+        }
     }
 }
 
@@ -287,6 +318,11 @@ pub fn run(settings: Settings) -> anyhow::Result<Exit> {
         table: RwLock::new(Arc::new(table)),
         counts: Mutex::new(Counts::default()),
         ended: Condvar::new(),
+        rates: Mutex::new(Rates::new(
+            settings.max_rate_per_source,
+            settings.rate_backoff,
+            rate::MAX_SOURCES,
+        )),
         settings,
     });
     let mut draining = Draining::default();
@@ -462,10 +498,11 @@ fn reload(shared: &Shared) {
     }
 }
 
-/// Applies the caps, then serves the connection on a thread of its own. A
-/// connection over a cap gets the busy line and joins `draining`. One from
-/// a trusted front end (`--accept-proxy`) counts against no source until
-/// its header names the client (see [`serve`]).
+/// Applies the rate limit and the caps, then serves the connection on a
+/// thread of its own. A connection over the rate or a cap gets its line
+/// and joins `draining`. One from a trusted front end (`--accept-proxy`)
+/// counts against no source until its header names the client (see
+/// [`serve`]).
 fn admit(shared: &Arc<Shared>, stream: TcpStream, draining: &mut Draining) {
     let _ = stream.set_nonblocking(false);
     let peer = Peer::of(stream.as_fd());
@@ -480,6 +517,13 @@ fn admit(shared: &Arc<Shared>, stream: TcpStream, draining: &mut Draining) {
     };
     let proxied = settings.common.accept_proxy.covers(Some(remote.ip()));
     let source = (!proxied).then(|| shared.source_of(remote.ip()));
+    if let Some(refusal) = source.and_then(|source| shared.over_rate(source, peer)) {
+        // Like busy: no place is taken, and no waiting.
+        let _ = FdSink::new(stream.as_fd()).send_now(RATE_LIMITED);
+        draining.add(stream);
+        refusal.log();
+        return;
+    }
     let Some(slot) = Slot::take(shared, source) else {
         // A fresh connection takes a line at once; if not, no waiting.
         let _ = FdSink::new(stream.as_fd()).send_now(BUSY);
@@ -503,8 +547,8 @@ fn admit(shared: &Arc<Shared>, stream: TcpStream, draining: &mut Draining) {
 
 /// One connection: the PROXY header from a trusted front end, the session,
 /// then its log line or the hand-over. Behind a front end the client the
-/// header names is the peer, and is counted against `--max-per-source`
-/// in place of the front end: over it, the busy line.
+/// header names is the peer, and is counted against the rate limit and
+/// `--max-per-source` in place of the front end.
 fn serve(shared: &Shared, stream: TcpStream, hop: Peer, mut slot: Slot) {
     let table = Arc::clone(&shared.table.read().unwrap_or_else(|e| e.into_inner()));
     let source = FdSource::new(stream.as_fd());
@@ -513,9 +557,16 @@ fn serve(shared: &Shared, stream: TcpStream, hop: Peer, mut slot: Slot) {
     let (peer, result) = match conversation.peer(&shared.settings.common.accept_proxy, hop) {
         Ok(Ok(peer)) if slot.source.is_none() => {
             let ip = peer.remote.map(|addr| addr.ip());
-            match ip.map(|ip| shared.source_of(ip)) {
-                Some(source) if slot.count_against(source) => {}
-                _ => return refuse_busy(&mut conversation, &stream, &peer, slot),
+            let Some(source) = ip.map(|ip| shared.source_of(ip)) else {
+                let refusal = Event::new(peer, event::Outcome::Busy);
+                return refuse(&mut conversation, &stream, BUSY, &refusal, slot);
+            };
+            if let Some(refusal) = shared.over_rate(source, peer) {
+                return refuse(&mut conversation, &stream, RATE_LIMITED, &refusal, slot);
+            }
+            if !slot.count_against(source) {
+                let refusal = Event::new(peer, event::Outcome::Busy);
+                return refuse(&mut conversation, &stream, BUSY, &refusal, slot);
             }
             (peer, session::serve(&mut conversation, &table, &peer))
         }
@@ -542,16 +593,18 @@ fn serve(shared: &Shared, stream: TcpStream, hop: Peer, mut slot: Slot) {
     }
 }
 
-/// The busy line for a client over its cap once a front end named it, in
-/// the connection's thread, under its deadline; then the drain.
-fn refuse_busy<S: ByteSource, W: ReplySink>(
+/// The busy or rate-limited line for a client a front end named, in the
+/// connection's thread, under its deadline; then the log line and the
+/// drain.
+fn refuse<S: ByteSource, W: ReplySink>(
     conversation: &mut Conversation<S, W>,
     stream: &TcpStream,
-    peer: &Peer,
+    line: &[u8],
+    refusal: &Event,
     slot: Slot,
 ) {
-    let _ = conversation.reply(BUSY);
-    Event::new(*peer, event::Outcome::Busy).log();
+    let _ = conversation.reply(line);
+    refusal.log();
     close::after_refusal(stream.as_fd(), conversation.deadline());
     drop(slot);
 }

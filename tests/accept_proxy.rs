@@ -12,7 +12,7 @@ use std::io::{Read, Write};
 use std::net::SocketAddr;
 
 use common::{PATIENCE, Server, ask, connect, read_reply, root};
-use tcpmuxd::listener::BUSY;
+use tcpmuxd::listener::{BUSY, RATE_LIMITED};
 use tcpmuxd::proxy;
 use tcpmuxd::session::NO_PROXY_HEADER;
 
@@ -263,4 +263,24 @@ fn listen_mode_caps_the_headers_client_not_the_front_end() {
         "{line}"
     );
     assert!(line.ends_with(" outcome=busy"), "{line}");
+}
+
+/// The rate limit, too, is the header's client's, not the front end's.
+#[test]
+fn listen_mode_limits_the_rate_of_the_headers_client() {
+    let server = listener(&["--max-rate-per-source", "1", "--rate-backoff", "3600"]);
+    let from = |client: &str| {
+        let client: SocketAddr = client.parse().unwrap();
+        let header = proxy::v1(Some(client), Some(front()));
+        ask(server.v4, &with(&header, b"HELP\r\n"))
+    };
+    assert_eq!(from("192.0.2.7:40000"), b"tcpmux\r\nprobe\r\n");
+    assert_eq!(from("192.0.2.7:40001"), RATE_LIMITED);
+    let logged = server.expect_log("outcome=rate-limited");
+    let line = event(&logged);
+    assert!(
+        line.starts_with("peer=192.0.2.7:40001 via=127.0.0.1:"),
+        "{line}"
+    );
+    assert_eq!(from("192.0.2.8:40000"), b"tcpmux\r\nprobe\r\n");
 }

@@ -374,11 +374,24 @@ pub struct Listener {
     sockets_at_start: usize,
 }
 
+/// The tests connect from loopback far faster than any client host does,
+/// hundreds of connections a second: their listeners lift
+/// `--max-rate-per-source` out of the way, as the benchmarks do, unless a
+/// test gives its own (`tests/rates.rs`).
+pub fn unlimited_rate(args: &[String]) -> Vec<String> {
+    if args.iter().any(|a| a.starts_with("--max-rate-per-source")) {
+        return Vec::new();
+    }
+    vec!["--max-rate-per-source".to_owned(), "1000000".to_owned()]
+}
+
 impl Listener {
     pub fn start(args: &[&str]) -> Listener {
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
         let mut command = Command::new(binary());
         command
             .args(["--listen", "127.0.0.1:0", "--listen", "[::1]:0"])
+            .args(unlimited_rate(&args))
             .args(args);
         Listener::spawn(command, None)
     }
