@@ -59,9 +59,10 @@ daemon) unless --log says otherwise.
 
 With --listen it is its own super-server: it accepts connections itself,
 answers HELP, tcpmux and refusals without starting a process, and logs to
-standard error. SIGHUP re-reads the table; SIGTERM and SIGINT stop it: no new
-connections, the handshakes under way finish (exit 0), and a second SIGTERM or
-SIGINT stops it at once (exit 10).";
+standard error. SIGHUP re-reads the table; SIGUSR1 logs its connections since
+start by service and outcome, which it logs again at exit; SIGTERM and SIGINT
+stop it: no new connections, the handshakes under way finish (exit 0), and a
+second SIGTERM or SIGINT stops it at once (exit 10).";
 
 /// The command line's grammar. Built with clap's builder rather than its
 /// derive macro: a proc-macro cannot be built for a static target, and the

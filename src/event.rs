@@ -177,8 +177,10 @@ impl Event {
     }
 
     /// Sends the event to the log: the line, and the fields for a target
-    /// that keeps them.
+    /// that keeps them. The listener's counters count it first, so that
+    /// they add up what the log says (see `counters`).
     pub fn log(&self) {
+        crate::counters::count(self);
         if self.level > log::max_level() {
             return;
         }

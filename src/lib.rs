@@ -6,7 +6,8 @@
 //! - `cli` reads the command line into one `Mode`: `--check` (`check`),
 //!   inetd mode (`inetd`) or listen mode (`listener`). `logging` sets up
 //!   where the log goes; `event` is what a connection's log line says,
-//!   rendered in one place; `exit` holds every exit status.
+//!   rendered in one place, and counted in listen mode (`counters`);
+//!   `exit` holds every exit status.
 //! - The connection: in inetd mode the super-server accepted it and put it
 //!   on fds 0 to 2; in listen mode `listener` accepts it (on its own
 //!   sockets, or systemd's, via `sys`), applies the rate limit (`rate`) and
@@ -39,6 +40,7 @@ pub mod cli;
 pub mod client;
 pub mod close;
 pub mod config;
+pub mod counters;
 pub mod event;
 pub mod exit;
 pub mod forward;

@@ -33,6 +33,7 @@ use nix::sys::socket::{
 
 use crate::access::Cidr;
 use crate::close::{self, Draining};
+use crate::counters;
 use crate::event::{self, Event};
 use crate::exit::Exit;
 use crate::inetd;
@@ -271,11 +272,21 @@ impl Drop for Slot {
     }
 }
 
-/// Serves until SIGTERM or SIGINT; SIGHUP re-reads the table. What stops
-/// it from starting is an error, for the caller to report: a
+/// Serves until SIGTERM or SIGINT; SIGHUP re-reads the table; SIGUSR1 logs
+/// the counters, which are logged again at exit. What stops it from
+/// starting is an error, for the caller to report: a
 /// [`ConfigError`](crate::config::ConfigError) when the table is bad, else
 /// a socket it could not listen on or a system call that failed.
 pub fn run(settings: Settings) -> anyhow::Result<Exit> {
+    let exit = serve_until_stopped(settings)?;
+    counters::log(AT_EXIT);
+    Ok(exit)
+}
+
+/// What the counters' lines begin with at exit.
+pub const AT_EXIT: &str = "at exit";
+
+fn serve_until_stopped(settings: Settings) -> anyhow::Result<Exit> {
     // Descriptors inherited from whoever started us must not reach services.
     let _ = sys::cloexec_above_stderr();
     // The listener holds every client's connection; a service that runs as
@@ -299,7 +310,12 @@ pub fn run(settings: Settings) -> anyhow::Result<Exit> {
     }
     // Block the signals in every thread; the poll loop reads them.
     let mut signals = SigSet::empty();
-    for signal in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+    for signal in [
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+        Signal::SIGUSR1,
+    ] {
         signals.add(signal);
     }
     let signal_fd = pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&signals), None)
@@ -309,6 +325,7 @@ pub fn run(settings: Settings) -> anyhow::Result<Exit> {
         .map_err(os)
         .context("cannot set up signals")?;
     enough_open_files(&settings, listeners.len());
+    counters::start();
     for listener in &listeners {
         if let Ok(addr) = listener.local_addr() {
             log::info!("listening on {addr}");
@@ -414,7 +431,8 @@ fn handshakes(n: usize) -> String {
 }
 
 /// While the handshakes finish: a second SIGTERM or SIGINT tells the wait
-/// to stop now. SIGHUP re-reads nothing any more.
+/// to stop now. SIGHUP re-reads nothing any more; SIGUSR1 still logs the
+/// counters.
 fn watch_for_a_second_signal(shared: &Shared, signal_fd: &SignalFd) {
     loop {
         let mut fds = [PollFd::new(signal_fd.as_fd(), PollFlags::POLLIN)];
@@ -422,13 +440,15 @@ fn watch_for_a_second_signal(shared: &Shared, signal_fd: &SignalFd) {
             continue;
         }
         while let Ok(Some(info)) = signal_fd.read_signal() {
-            if let Ok(signal @ (Signal::SIGTERM | Signal::SIGINT)) =
-                Signal::try_from(info.ssi_signo as i32)
-            {
-                let mut counts = shared.counts.lock().unwrap_or_else(|e| e.into_inner());
-                counts.stop_now = Some(signal);
-                shared.ended.notify_all();
-                return;
+            match Signal::try_from(info.ssi_signo as i32) {
+                Ok(signal @ (Signal::SIGTERM | Signal::SIGINT)) => {
+                    let mut counts = shared.counts.lock().unwrap_or_else(|e| e.into_inner());
+                    counts.stop_now = Some(signal);
+                    shared.ended.notify_all();
+                    return;
+                }
+                Ok(Signal::SIGUSR1) => counters::log("SIGUSR1"),
+                _ => {}
             }
         }
     }
@@ -463,6 +483,7 @@ fn accept_until_stopped(
             while let Ok(Some(info)) = signal_fd.read_signal() {
                 match Signal::try_from(info.ssi_signo as i32) {
                     Ok(Signal::SIGHUP) => reload(shared),
+                    Ok(Signal::SIGUSR1) => counters::log("SIGUSR1"),
                     Ok(signal) => return signal,
                     Err(_) => {}
                 }
