@@ -32,7 +32,8 @@ impl Trusted {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Proxied {
     /// The peer that stands for the connection from now on: the header's
-    /// addresses, or the connection's own for a header that gives none.
+    /// addresses, with `via` the hop's, or the connection's own for a
+    /// header that gives none.
     pub peer: Peer,
     /// The front end the connection really came from.
     pub hop: Peer,
@@ -77,6 +78,7 @@ fn proxied(header: Header, hop: Peer) -> Proxied {
         Some((client, local)) => Peer {
             remote: Some(canonical(client)),
             local: Some(canonical(local)),
+            via: hop.remote,
         },
         None => hop,
     };
@@ -117,6 +119,7 @@ mod tests {
         Peer {
             local: Some("127.0.0.1:1".parse().unwrap()),
             remote: Some("127.0.0.1:5000".parse().unwrap()),
+            via: None,
         }
     }
 
@@ -143,6 +146,7 @@ mod tests {
             proxied.peer.remote,
             Some("192.0.2.7:40000".parse().unwrap())
         );
+        assert_eq!(proxied.peer.via, hop().remote);
         assert_eq!(proxied.hop, hop());
         assert_eq!(consumed, 40);
         assert_eq!(rest, b"HELP\r\n");

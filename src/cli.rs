@@ -14,6 +14,8 @@ use std::time::Duration;
 use clap::error::ErrorKind;
 use clap::{Arg, ArgAction, ArgMatches, Command};
 
+use crate::accept_proxy::Trusted;
+use crate::access::Cidr;
 use crate::exit::Exit;
 use crate::load::TableFile;
 use crate::logging::{self, Log, Target};
@@ -37,6 +39,8 @@ pub const MAX_CONNECTIONS: &str = "256";
 pub const MAX_PER_SOURCE: &str = "32";
 pub const IPV4_SOURCE_PREFIX: &str = "32";
 pub const IPV6_SOURCE_PREFIX: &str = "64";
+pub const MAX_RATE_PER_SOURCE: &str = "50";
+pub const RATE_BACKOFF: &str = "10";
 
 const ABOUT: &str = "A TCPMUX (RFC 1078) server, run by inetd, xinetd or systemd";
 
@@ -55,9 +59,10 @@ daemon) unless --log says otherwise.
 
 With --listen it is its own super-server: it accepts connections itself,
 answers HELP, tcpmux and refusals without starting a process, and logs to
-standard error. SIGHUP re-reads the table; SIGTERM and SIGINT stop it: no new
-connections, the handshakes under way finish (exit 0), and a second SIGTERM or
-SIGINT stops it at once (exit 10).";
+standard error. SIGHUP re-reads the table; SIGUSR1 logs its connections since
+start by service and outcome, which it logs again at exit; SIGTERM and SIGINT
+stop it: no new connections, the handshakes under way finish (exit 0), and a
+second SIGTERM or SIGINT stops it at once (exit 10).";
 
 /// The command line's grammar. Built with clap's builder rather than its
 /// derive macro: a proc-macro cannot be built for a static target, and the
@@ -102,6 +107,19 @@ pub fn command() -> Command {
                 .num_args(0..=1)
                 .default_missing_value("")
                 .value_parser(no_short_l),
+        )
+        .arg(
+            Arg::new("accept-proxy")
+                .long("accept-proxy")
+                .value_name("CIDR")
+                .action(ArgAction::Append)
+                .value_parser(clap::value_parser!(Cidr))
+                .help(
+                    "Connections from these front ends (an address or a block, repeatable) \
+                     must begin with a PROXY protocol v1 or v2 header, whose client then \
+                     stands for the peer everywhere; without a valid one they are refused. \
+                     From other sources nothing is taken for a header",
+                ),
         )
         .arg(syslog_socket())
         .arg(
@@ -206,6 +224,29 @@ pub fn command() -> Command {
                      128, are one source for --max-per-source; 64 is what one host usually has",
                 ),
         )
+        .arg(
+            Arg::new("max-rate-per-source")
+                .long("max-rate-per-source")
+                .value_name("N")
+                .default_value(MAX_RATE_PER_SOURCE)
+                .value_parser(number(1_000_000))
+                .help(
+                    "With --listen: new connections a second one source may open (a burst \
+                     of N, then N a second); one more and the source is refused for \
+                     --rate-backoff seconds, other sources not",
+                ),
+        )
+        .arg(
+            Arg::new("rate-backoff")
+                .long("rate-backoff")
+                .value_name("SECONDS")
+                .default_value(RATE_BACKOFF)
+                .value_parser(clap::value_parser!(u64).range(1..=3600))
+                .help(
+                    "With --listen: how long a source over --max-rate-per-source is refused, \
+                     1 to 3600",
+                ),
+        )
 }
 
 /// `--syslog-socket`, which the command line of a refusal is read for too.
@@ -273,6 +314,12 @@ where
             syslog_socket: value(&mut m, "syslog-socket")?,
             journal_socket: value(&mut m, "journal-socket")?,
         },
+        accept_proxy: Trusted {
+            blocks: m
+                .remove_many("accept-proxy")
+                .map(Iterator::collect)
+                .unwrap_or_default(),
+        },
     };
     if !listening {
         return Ok(Mode::Inetd(common));
@@ -285,6 +332,8 @@ where
         max_per_source: value::<u32>(&mut m, "max-per-source")? as usize,
         ipv4_source_prefix: value(&mut m, "ipv4-source-prefix")?,
         ipv6_source_prefix: value(&mut m, "ipv6-source-prefix")?,
+        max_rate_per_source: value(&mut m, "max-rate-per-source")?,
+        rate_backoff: Duration::from_secs(value(&mut m, "rate-backoff")?),
     }))
 }
 
@@ -369,6 +418,7 @@ mod tests {
             table: TableFile::new(None),
             timeout: Duration::from_secs(10),
             log: Log::syslog(logging::DEV_LOG.into()),
+            accept_proxy: Trusted::default(),
         }
     }
 
@@ -390,6 +440,9 @@ mod tests {
                 syslog_socket: "/chroot/dev/log".into(),
                 journal_socket: "/chroot/run/systemd/journal/socket".into(),
             },
+            accept_proxy: Trusted {
+                blocks: vec!["10.0.0.0/8".parse().unwrap(), "::1".parse().unwrap()],
+            },
         };
         let args = [
             "-c",
@@ -401,6 +454,9 @@ mod tests {
             "--syslog-socket=/chroot/dev/log",
             "--journal-socket",
             "/chroot/run/systemd/journal/socket",
+            "--accept-proxy",
+            "10.0.0.0/8",
+            "--accept-proxy=::1",
         ];
         assert_eq!(mode(&args), Mode::Inetd(expected));
     }
@@ -444,6 +500,8 @@ mod tests {
                 max_per_source: 32,
                 ipv4_source_prefix: 32,
                 ipv6_source_prefix: 64,
+                max_rate_per_source: 50,
+                rate_backoff: Duration::from_secs(10),
             }
         );
     }
@@ -462,6 +520,10 @@ mod tests {
             "24",
             "--ipv6-source-prefix",
             "48",
+            "--max-rate-per-source",
+            "1000",
+            "--rate-backoff",
+            "60",
         ];
         let Mode::Listen(settings) = mode(&args) else {
             panic!("not listen mode");
@@ -476,6 +538,10 @@ mod tests {
                 settings.ipv6_source_prefix
             ),
             (1000, 4, 24, 48)
+        );
+        assert_eq!(
+            (settings.max_rate_per_source, settings.rate_backoff),
+            (1000, Duration::from_secs(60))
         );
     }
 
@@ -497,6 +563,18 @@ mod tests {
             ErrorKind::MissingRequiredArgument
         );
         assert_eq!(refused(&["--bogus"]), ErrorKind::UnknownArgument);
+        assert_eq!(
+            refused(&["--max-rate-per-source", "0"]),
+            ErrorKind::ValueValidation
+        );
+        assert_eq!(
+            refused(&["--rate-backoff", "3601"]),
+            ErrorKind::ValueValidation
+        );
+        assert_eq!(
+            refused(&["--accept-proxy", "10.0.0.1/8"]),
+            ErrorKind::ValueValidation
+        );
         assert_eq!(refused(&["--help"]), ErrorKind::DisplayHelp);
     }
 

@@ -871,7 +871,11 @@ mod tests {
         // An option added to the table must be set here too.
         for option in &OPTIONS {
             let set = [&service, &forward].map(|s| (option.print)(&s.options));
-            assert!(set.iter().any(Option::is_some), "{} is not set", option.name);
+            assert!(
+                set.iter().any(Option::is_some),
+                "{} is not set",
+                option.name
+            );
         }
         let printed = format!("{service}\n{forward}\n");
         assert_eq!(

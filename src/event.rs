@@ -51,11 +51,14 @@ pub enum Outcome {
     ConfigError,
     /// A connection over a cap of listen mode, refused before its request.
     Busy,
+    /// A connection from a source over `--max-rate-per-source`, or backing
+    /// off after it, refused before its request.
+    RateLimited,
 }
 
 impl Outcome {
     /// Every outcome, in the order the README lists them.
-    pub const ALL: [Outcome; 13] = [
+    pub const ALL: [Outcome; 14] = [
         Outcome::Help,
         Outcome::Unknown,
         Outcome::Denied,
@@ -69,6 +72,7 @@ impl Outcome {
         Outcome::IoError,
         Outcome::ConfigError,
         Outcome::Busy,
+        Outcome::RateLimited,
     ];
 
     /// The word the log line gives it.
@@ -87,6 +91,7 @@ impl Outcome {
             Outcome::IoError => "io-error",
             Outcome::ConfigError => "config-error",
             Outcome::Busy => "busy",
+            Outcome::RateLimited => "rate-limited",
         }
     }
 
@@ -96,7 +101,7 @@ impl Outcome {
     pub fn level(self) -> Level {
         match self {
             Outcome::LaunchFailed | Outcome::ConfigError => Level::Error,
-            Outcome::Busy => Level::Warn,
+            Outcome::Busy | Outcome::RateLimited => Level::Warn,
             _ => Level::Info,
         }
     }
@@ -184,8 +189,10 @@ impl Event {
     }
 
     /// Sends the event to the log: the line, and the fields for a target
-    /// that keeps them.
+    /// that keeps them. The listener's counters count it first, so that
+    /// they add up what the log says (see `counters`).
     pub fn log(&self) {
+        crate::counters::count(self);
         if self.level > log::max_level() {
             return;
         }
@@ -200,11 +207,15 @@ impl Event {
     }
 }
 
-/// The line: `peer=P [name=N] outcome=O [(reason) | user=.. uid=.. gid=..
-/// program=..] [tcpmux=N]`.
+/// The line: `peer=P [via=H] [name=N] outcome=O [(reason) | user=.. uid=..
+/// gid=.. program=..] [tcpmux=N]`, `via` the front end whose PROXY header
+/// named the peer.
 impl fmt::Display for Event {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "peer={}", self.peer)?;
+        if let Some(via) = self.peer.via {
+            write!(f, " via={via}")?;
+        }
         if let Some(name) = &self.name {
             let shown = if name.is_empty() { "-" } else { name };
             write!(f, " name={shown}")?;
@@ -228,11 +239,15 @@ impl fmt::Display for Event {
     }
 }
 
-/// The fields a structured target keeps: `peer`, `service` (left out when
-/// no name had arrived) and `outcome`.
+/// The fields a structured target keeps: `peer`, `via` (only behind a
+/// front end), `service` (left out when no name had arrived) and
+/// `outcome`.
 impl kv::Source for Event {
     fn visit<'kvs>(&'kvs self, visitor: &mut dyn VisitSource<'kvs>) -> Result<(), kv::Error> {
         visitor.visit_pair(Key::from("peer"), Value::from_display(&self.peer))?;
+        if let Some(via) = &self.peer.via {
+            visitor.visit_pair(Key::from("via"), Value::from_display(via))?;
+        }
         if let Some(name) = self.name.as_deref().filter(|n| !n.is_empty()) {
             visitor.visit_pair(Key::from("service"), Value::from(name))?;
         }
@@ -248,6 +263,7 @@ mod tests {
         Peer {
             local: None,
             remote: Some("192.0.2.7:51234".parse().unwrap()),
+            via: None,
         }
     }
 
@@ -293,6 +309,17 @@ mod tests {
             (
                 Event::new(peer(), Outcome::Busy),
                 "peer=192.0.2.7:51234 outcome=busy",
+            ),
+            (
+                Event::new(
+                    Peer {
+                        via: Some("127.0.0.1:5000".parse().unwrap()),
+                        ..peer()
+                    },
+                    Outcome::Help,
+                )
+                .name("HELP"),
+                "peer=192.0.2.7:51234 via=127.0.0.1:5000 name=HELP outcome=help",
             ),
         ];
         for (event, line) in cases {

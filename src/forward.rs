@@ -269,6 +269,7 @@ mod tests {
         let peer = Peer {
             local: Some("127.0.0.1:1".parse().unwrap()),
             remote: Some("192.0.2.7:40000".parse().unwrap()),
+            via: None,
         };
         backend
             .send_header(&header(proxy::Version::V1, &peer, "web"))

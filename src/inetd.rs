@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::socket::{getsockopt, sockopt};
 
+use crate::accept_proxy::Trusted;
 use crate::close;
 use crate::event::{self, Detail, Event};
 use crate::exit::Exit;
@@ -34,6 +35,9 @@ pub struct Settings {
     pub timeout: Duration,
     /// Where the log goes, so that a start-up error also reaches a person.
     pub log: Log,
+    /// The front ends whose connections begin with a PROXY protocol header
+    /// (`--accept-proxy`).
+    pub accept_proxy: Trusted,
 }
 
 /// What is logged when standard input is a listening socket.
@@ -62,14 +66,14 @@ pub fn run(settings: &Settings) -> Exit {
         logging::startup_error(settings.log.target, LISTENING_SOCKET);
         return Exit::Usage;
     }
-    let peer = Peer::of(stdin.as_fd());
+    let hop = Peer::of(stdin.as_fd());
     let mut sink = FdSink::new(stdout.as_fd());
     let table = match load::load_for_this_process(&settings.table) {
         Ok(table) => table,
         Err(e) => {
             // A fresh connection takes a line at once; if not, no waiting.
             let _ = sink.send_now(protocol::UNAVAILABLE);
-            Event::new(peer, event::Outcome::ConfigError)
+            Event::new(hop, event::Outcome::ConfigError)
                 .because(&e)
                 .log();
             close::after_refusal(stdin.as_fd(), Instant::now() + settings.timeout);
@@ -83,7 +87,13 @@ pub fn run(settings: &Settings) -> Exit {
     }
     let source = FdSource::new(stdin.as_fd());
     let mut conversation = Conversation::new(source, sink, settings.timeout);
-    let result = session::serve(&mut conversation, &table, &peer);
+    // Behind a front end the client its header names is the peer from here
+    // on; the header's read is under the conversation's deadline.
+    let (peer, result) = match conversation.peer(&settings.accept_proxy, hop) {
+        Ok(Ok(peer)) => (peer, session::serve(&mut conversation, &table, &peer)),
+        Ok(Err(report)) => (hop, Ok(report)),
+        Err(e) => (hop, Err(e)),
+    };
     match result {
         // The launch writes its +Go through the conversation, under its
         // deadline.
@@ -118,7 +128,9 @@ pub fn exit_status(result: &io::Result<Report>) -> Exit {
     match report.outcome {
         Outcome::Help | Outcome::Launch { .. } => Exit::Ok,
         Outcome::Unknown { .. } | Outcome::Denied { .. } => Exit::Refused,
-        Outcome::BadLine { .. } | Outcome::TooManyMux { .. } => Exit::BadLine,
+        Outcome::BadLine { .. } | Outcome::TooManyMux { .. } | Outcome::NoProxyHeader { .. } => {
+            Exit::BadLine
+        }
         Outcome::TimedOut { .. } | Outcome::ReplyTimedOut { .. } => Exit::TimedOut,
         Outcome::Eof { .. } => Exit::Eof,
     }

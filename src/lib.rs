@@ -6,16 +6,19 @@
 //! - `cli` reads the command line into one `Mode`: `--check` (`check`),
 //!   inetd mode (`inetd`) or listen mode (`listener`). `logging` sets up
 //!   where the log goes; `event` is what a connection's log line says,
-//!   rendered in one place; `exit` holds every exit status.
+//!   rendered in one place, and counted in listen mode (`counters`);
+//!   `exit` holds every exit status.
 //! - The connection: in inetd mode the super-server accepted it and put it
 //!   on fds 0 to 2; in listen mode `listener` accepts it (on its own
-//!   sockets, or systemd's, via `sys`), applies the caps per source
-//!   (`access::Cidr`) and gives it a thread. `peer` names both ends.
+//!   sockets, or systemd's, via `sys`), applies the rate limit (`rate`) and
+//!   the caps per source (`access::Cidr`) and gives it a thread. `peer` names both ends.
 //! - The table: `load` opens the file (`load::TableFile`) through
 //!   `strict`, which checks the open file and every directory on its way
 //!   when root, and `config` parses it into a `table::Table`.
-//! - The conversation: `session` reads the request line with `protocol`,
-//!   a pure parser with a hard cap, all under one deadline, and answers
+//! - The conversation: from a front end of `--accept-proxy`, `session`
+//!   first reads its PROXY header (`accept_proxy`, `proxy`), whose client
+//!   is the peer from then on; then the request line, with `protocol`, a
+//!   pure parser with a hard cap, all under one deadline, and answers
 //!   HELP, `tcpmux` and refusals itself; its bytes come and go through
 //!   `source`, which the client reads its reply through too. After a `-`
 //!   line `close` drains the connection so the line is not lost to a
@@ -37,6 +40,7 @@ pub mod cli;
 pub mod client;
 pub mod close;
 pub mod config;
+pub mod counters;
 pub mod event;
 pub mod exit;
 pub mod forward;
@@ -49,6 +53,7 @@ pub mod pass;
 pub mod peer;
 pub mod protocol;
 pub mod proxy;
+pub mod rate;
 pub mod relay;
 pub mod session;
 pub mod source;

@@ -33,6 +33,7 @@ use nix::sys::socket::{
 
 use crate::access::Cidr;
 use crate::close::{self, Draining};
+use crate::counters;
 use crate::event::{self, Event};
 use crate::exit::Exit;
 use crate::forward;
@@ -40,6 +41,7 @@ use crate::inetd;
 use crate::launch;
 use crate::load;
 use crate::peer::Peer;
+use crate::rate::{self, Rates};
 use crate::session::{self, Conversation, Outcome, Report};
 use crate::source::{ByteSource, FdSink, FdSource, ReplySink};
 use crate::sys;
@@ -47,6 +49,9 @@ use crate::table::{Kind, Service, Table};
 
 /// The reply to a connection over a cap.
 pub const BUSY: &[u8] = b"-Server busy; try again later\r\n";
+
+/// The reply to a connection from a source over its rate, or backing off.
+pub const RATE_LIMITED: &[u8] = b"-Too many new connections; try again later\r\n";
 
 /// What listen mode needs from the command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,9 +63,14 @@ pub struct Settings {
     pub systemd: bool,
     pub max_connections: usize,
     pub max_per_source: usize,
-    /// The prefix lengths that make one source for `max_per_source`.
+    /// The prefix lengths that make one source for `max_per_source` and
+    /// the rate limit.
     pub ipv4_source_prefix: u8,
     pub ipv6_source_prefix: u8,
+    /// New connections a second from one source before it backs off.
+    pub max_rate_per_source: u32,
+    /// How long a source over the rate is refused.
+    pub rate_backoff: Duration,
 }
 
 /// Parses a `--listen` address: `ADDR`, `ADDR:PORT`, `[V6]:PORT` or a bare
@@ -131,13 +141,45 @@ struct Shared {
     counts: Mutex<Counts>,
     /// Signalled whenever a connection ends, for the shutdown wait.
     ended: Condvar,
+    rates: Mutex<Rates>,
+}
+
+impl Shared {
+    /// The source of `ip` under the configured prefixes.
+    fn source_of(&self, ip: IpAddr) -> Cidr {
+        let settings = &self.settings;
+        source_of(ip, settings.ipv4_source_prefix, settings.ipv6_source_prefix)
+    }
+
+    /// Counts a new connection from `source` against the rate limit: `None`
+    /// when it may go on, or the event of its refusal, which names the
+    /// limit for the connection that starts a back-off.
+    fn over_rate(&self, source: Cidr, peer: Peer) -> Option<Event> {
+        let verdict = self
+            .rates
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .arrive(source, Instant::now());
+        let event = Event::new(peer, event::Outcome::RateLimited);
+        match verdict {
+            rate::Verdict::Allowed => None,
+            rate::Verdict::Limited { starts: false } => Some(event),
+            rate::Verdict::Limited { starts: true } => Some(event.because(format_args!(
+                "more than {} new connections a second from {source}; refused for {} s",
+                self.settings.max_rate_per_source,
+                self.settings.rate_backoff.as_secs()
+            ))),
+        }
+    }
 }
 
 /// A connection's place under the caps, given back when dropped: when the
 /// handshake ends, or when the launched service exits.
 struct Slot {
     shared: Arc<Shared>,
-    source: Cidr,
+    /// The source it counts against; `None` until a trusted front end's
+    /// header has named the client.
+    source: Option<Cidr>,
     /// Counted against the caps.
     capped: bool,
     /// Counted among the handshakes a stop waits for.
@@ -145,22 +187,41 @@ struct Slot {
 }
 
 impl Slot {
-    fn take(shared: &Arc<Shared>, source: Cidr) -> Option<Slot> {
+    /// A place under `--max-connections` and, for `Some` source, under
+    /// `--max-per-source`.
+    fn take(shared: &Arc<Shared>, source: Option<Cidr>) -> Option<Slot> {
         let mut counts = shared.counts.lock().unwrap_or_else(|e| e.into_inner());
-        let here = counts.per_source.get(&source).copied().unwrap_or(0);
-        if counts.total >= shared.settings.max_connections || here >= shared.settings.max_per_source
+        if counts.total >= shared.settings.max_connections {
+            return None;
+        }
+        if let Some(source) = source
+            && !counts.add_source(source, shared.settings.max_per_source)
         {
             return None;
         }
         counts.total += 1;
         counts.handshakes += 1;
-        counts.per_source.insert(source, here + 1);
         Some(Slot {
             shared: Arc::clone(shared),
             source,
             capped: true,
             in_handshake: true,
         })
+    }
+
+    /// Counts the connection against `source`, the client a front end's
+    /// header named, once that is known: false when that source is at
+    /// `--max-per-source`.
+    fn count_against(&mut self, source: Cidr) -> bool {
+        let mut counts = self.shared.counts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(old) = self.source.take() {
+            counts.remove_source(old);
+        }
+        let added = counts.add_source(source, self.shared.settings.max_per_source);
+        if added {
+            self.source = Some(source);
+        }
+        added
     }
 
     /// The handshake is over and logged; a stop need not wait for it.
@@ -177,11 +238,29 @@ impl Slot {
         if std::mem::take(&mut self.capped) {
             let mut counts = self.shared.counts.lock().unwrap_or_else(|e| e.into_inner());
             counts.total -= 1;
-            if let Some(n) = counts.per_source.get_mut(&self.source) {
-                *n -= 1;
-                if *n == 0 {
-                    counts.per_source.remove(&self.source);
-                }
+            if let Some(source) = self.source.take() {
+                counts.remove_source(source);
+            }
+        }
+    }
+}
+
+impl Counts {
+    /// One more connection from `source`, unless it has `max` already.
+    fn add_source(&mut self, source: Cidr, max: usize) -> bool {
+        let here = self.per_source.get(&source).copied().unwrap_or(0);
+        if here >= max {
+            return false;
+        }
+        self.per_source.insert(source, here + 1);
+        true
+    }
+
+    fn remove_source(&mut self, source: Cidr) {
+        if let Some(n) = self.per_source.get_mut(&source) {
+            *n -= 1;
+            if *n == 0 {
+                self.per_source.remove(&source);
             }
         }
     }
@@ -194,11 +273,21 @@ impl Drop for Slot {
     }
 }
 
-/// Serves until SIGTERM or SIGINT; SIGHUP re-reads the table. What stops
-/// it from starting is an error, for the caller to report: a
+/// Serves until SIGTERM or SIGINT; SIGHUP re-reads the table; SIGUSR1 logs
+/// the counters, which are logged again at exit. What stops it from
+/// starting is an error, for the caller to report: a
 /// [`ConfigError`](crate::config::ConfigError) when the table is bad, else
 /// a socket it could not listen on or a system call that failed.
 pub fn run(settings: Settings) -> anyhow::Result<Exit> {
+    let exit = serve_until_stopped(settings)?;
+    counters::log(AT_EXIT);
+    Ok(exit)
+}
+
+/// What the counters' lines begin with at exit.
+pub const AT_EXIT: &str = "at exit";
+
+fn serve_until_stopped(settings: Settings) -> anyhow::Result<Exit> {
     // Descriptors inherited from whoever started us must not reach services.
     let _ = sys::cloexec_above_stderr();
     // The listener holds every client's connection; a service that runs as
@@ -222,7 +311,12 @@ pub fn run(settings: Settings) -> anyhow::Result<Exit> {
     }
     // Block the signals in every thread; the poll loop reads them.
     let mut signals = SigSet::empty();
-    for signal in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGHUP] {
+    for signal in [
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGHUP,
+        Signal::SIGUSR1,
+    ] {
         signals.add(signal);
     }
     let signal_fd = pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&signals), None)
@@ -232,6 +326,7 @@ pub fn run(settings: Settings) -> anyhow::Result<Exit> {
         .map_err(os)
         .context("cannot set up signals")?;
     enough_open_files(&settings, listeners.len());
+    counters::start();
     for listener in &listeners {
         if let Ok(addr) = listener.local_addr() {
             log::info!("listening on {addr}");
@@ -241,6 +336,11 @@ pub fn run(settings: Settings) -> anyhow::Result<Exit> {
         table: RwLock::new(Arc::new(table)),
         counts: Mutex::new(Counts::default()),
         ended: Condvar::new(),
+        rates: Mutex::new(Rates::new(
+            settings.max_rate_per_source,
+            settings.rate_backoff,
+            rate::MAX_SOURCES,
+        )),
         settings,
     });
     let mut draining = Draining::default();
@@ -332,7 +432,8 @@ fn handshakes(n: usize) -> String {
 }
 
 /// While the handshakes finish: a second SIGTERM or SIGINT tells the wait
-/// to stop now. SIGHUP re-reads nothing any more.
+/// to stop now. SIGHUP re-reads nothing any more; SIGUSR1 still logs the
+/// counters.
 fn watch_for_a_second_signal(shared: &Shared, signal_fd: &SignalFd) {
     loop {
         let mut fds = [PollFd::new(signal_fd.as_fd(), PollFlags::POLLIN)];
@@ -340,13 +441,15 @@ fn watch_for_a_second_signal(shared: &Shared, signal_fd: &SignalFd) {
             continue;
         }
         while let Ok(Some(info)) = signal_fd.read_signal() {
-            if let Ok(signal @ (Signal::SIGTERM | Signal::SIGINT)) =
-                Signal::try_from(info.ssi_signo as i32)
-            {
-                let mut counts = shared.counts.lock().unwrap_or_else(|e| e.into_inner());
-                counts.stop_now = Some(signal);
-                shared.ended.notify_all();
-                return;
+            match Signal::try_from(info.ssi_signo as i32) {
+                Ok(signal @ (Signal::SIGTERM | Signal::SIGINT)) => {
+                    let mut counts = shared.counts.lock().unwrap_or_else(|e| e.into_inner());
+                    counts.stop_now = Some(signal);
+                    shared.ended.notify_all();
+                    return;
+                }
+                Ok(Signal::SIGUSR1) => counters::log("SIGUSR1"),
+                _ => {}
             }
         }
     }
@@ -381,6 +484,7 @@ fn accept_until_stopped(
             while let Ok(Some(info)) = signal_fd.read_signal() {
                 match Signal::try_from(info.ssi_signo as i32) {
                     Ok(Signal::SIGHUP) => reload(shared),
+                    Ok(Signal::SIGUSR1) => counters::log("SIGUSR1"),
                     Ok(signal) => return signal,
                     Err(_) => {}
                 }
@@ -416,20 +520,16 @@ fn reload(shared: &Shared) {
     }
 }
 
-/// Applies the caps, then serves the connection on a thread of its own. A
-/// connection over a cap gets the busy line and joins `draining`.
+/// Applies the rate limit and the caps, then serves the connection on a
+/// thread of its own. A connection over the rate or a cap gets its line
+/// and joins `draining`. One from a trusted front end (`--accept-proxy`)
+/// counts against no source until its header names the client (see
+/// [`serve`]).
 fn admit(shared: &Arc<Shared>, stream: TcpStream, draining: &mut Draining) {
     let _ = stream.set_nonblocking(false);
     let peer = Peer::of(stream.as_fd());
     let settings = &shared.settings;
-    let source = peer.remote.map(|addr| {
-        source_of(
-            addr.ip(),
-            settings.ipv4_source_prefix,
-            settings.ipv6_source_prefix,
-        )
-    });
-    let Some(source) = source else {
+    let Some(remote) = peer.remote else {
         // Reset while still in the accept queue: nothing to serve, but every
         // connection gets its log line.
         Event::new(peer, event::Outcome::IoError)
@@ -437,6 +537,15 @@ fn admit(shared: &Arc<Shared>, stream: TcpStream, draining: &mut Draining) {
             .log();
         return;
     };
+    let proxied = settings.common.accept_proxy.covers(Some(remote.ip()));
+    let source = (!proxied).then(|| shared.source_of(remote.ip()));
+    if let Some(refusal) = source.and_then(|source| shared.over_rate(source, peer)) {
+        // Like busy: no place is taken, and no waiting.
+        let _ = FdSink::new(stream.as_fd()).send_now(RATE_LIMITED);
+        draining.add(stream);
+        refusal.log();
+        return;
+    }
     let Some(slot) = Slot::take(shared, source) else {
         // A fresh connection takes a line at once; if not, no waiting.
         let _ = FdSink::new(stream.as_fd()).send_now(BUSY);
@@ -458,13 +567,35 @@ fn admit(shared: &Arc<Shared>, stream: TcpStream, draining: &mut Draining) {
     }
 }
 
-/// One connection: the session, then its log line or the hand-over.
-fn serve(shared: &Shared, stream: TcpStream, peer: Peer, slot: Slot) {
+/// One connection: the PROXY header from a trusted front end, the session,
+/// then its log line or the hand-over. Behind a front end the client the
+/// header names is the peer, and is counted against the rate limit and
+/// `--max-per-source` in place of the front end.
+fn serve(shared: &Shared, stream: TcpStream, hop: Peer, mut slot: Slot) {
     let table = Arc::clone(&shared.table.read().unwrap_or_else(|e| e.into_inner()));
     let source = FdSource::new(stream.as_fd());
     let sink = FdSink::new(stream.as_fd());
     let mut conversation = Conversation::new(source, sink, shared.settings.common.timeout);
-    let result = session::serve(&mut conversation, &table, &peer);
+    let (peer, result) = match conversation.peer(&shared.settings.common.accept_proxy, hop) {
+        Ok(Ok(peer)) if slot.source.is_none() => {
+            let ip = peer.remote.map(|addr| addr.ip());
+            let Some(source) = ip.map(|ip| shared.source_of(ip)) else {
+                let refusal = Event::new(peer, event::Outcome::Busy);
+                return refuse(&mut conversation, &stream, BUSY, &refusal, slot);
+            };
+            if let Some(refusal) = shared.over_rate(source, peer) {
+                return refuse(&mut conversation, &stream, RATE_LIMITED, &refusal, slot);
+            }
+            if !slot.count_against(source) {
+                let refusal = Event::new(peer, event::Outcome::Busy);
+                return refuse(&mut conversation, &stream, BUSY, &refusal, slot);
+            }
+            (peer, session::serve(&mut conversation, &table, &peer))
+        }
+        Ok(Ok(peer)) => (peer, session::serve(&mut conversation, &table, &peer)),
+        Ok(Err(report)) => (hop, Ok(report)),
+        Err(e) => (hop, Err(e)),
+    };
     match result {
         Ok(Report {
             outcome: Outcome::Launch { service },
@@ -482,6 +613,22 @@ fn serve(shared: &Shared, stream: TcpStream, peer: Peer, slot: Slot) {
             drop(slot);
         }
     }
+}
+
+/// The busy or rate-limited line for a client a front end named, in the
+/// connection's thread, under its deadline; then the log line and the
+/// drain.
+fn refuse<S: ByteSource, W: ReplySink>(
+    conversation: &mut Conversation<S, W>,
+    stream: &TcpStream,
+    line: &[u8],
+    refusal: &Event,
+    slot: Slot,
+) {
+    let _ = conversation.reply(line);
+    refusal.log();
+    close::after_refusal(stream.as_fd(), conversation.deadline());
+    drop(slot);
 }
 
 /// Launches the service in a forked child with the connection on its fds

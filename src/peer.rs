@@ -6,10 +6,19 @@ use std::os::fd::AsFd;
 
 /// The addresses of a connection. Both are `None` when the input is not a
 /// socket: a pipe in a test, a terminal.
+///
+/// Behind a trusted front end (`--accept-proxy`) `remote` and `local` are
+/// what its PROXY header says, the client and the address it reached, and
+/// `via` is the front end the connection really came from: the client is
+/// the peer everywhere (address rules, caps, the environment, the log), and
+/// the log names the hop too.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Peer {
     pub local: Option<SocketAddr>,
     pub remote: Option<SocketAddr>,
+    /// The front end whose PROXY header named `remote`; `None` for a
+    /// connection that came straight from its client.
+    pub via: Option<SocketAddr>,
 }
 
 impl Peer {
@@ -35,6 +44,7 @@ impl Peer {
         Peer {
             local: address(getsockname(fd.as_raw_fd())).map(canonical),
             remote: address(getpeername(fd.as_raw_fd())).map(canonical),
+            via: None,
         }
     }
 }

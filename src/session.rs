@@ -22,9 +22,11 @@
 use std::io::{self, Write};
 use std::time::{Duration, Instant};
 
+use crate::accept_proxy::{self, Trusted};
 use crate::event::{self, Event};
 use crate::peer::Peer;
 use crate::protocol::{self, HelpReply, LineError, LineParser, Request, Step};
+use crate::proxy::Invalid;
 use crate::source::{ByteSource, ReplySink};
 use crate::table::{Lookup, Service, Table};
 
@@ -58,7 +60,14 @@ pub enum Outcome {
     ReplyTimedOut { name: String },
     /// The client closed before a whole line; nothing was sent.
     Eof { received: String },
+    /// From a source of `--accept-proxy`, the connection did not begin
+    /// with a valid PROXY protocol header; [`NO_PROXY_HEADER`] was sent.
+    NoProxyHeader { why: Invalid },
 }
+
+/// The refusal of a connection from a front end that did not begin with a
+/// valid PROXY protocol header.
+pub const NO_PROXY_HEADER: &[u8] = b"-Bad request: a PROXY protocol header was expected\r\n";
 
 /// An outcome and how many times the client asked for `tcpmux` before it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,6 +143,49 @@ impl<S: ByteSource, W: ReplySink> Conversation<S, W> {
                     return Ok(Err(Outcome::BadLine { error, received }));
                 }
             }
+        }
+    }
+
+    /// Whom the conversation is with: `hop`, the connection's own peer, or,
+    /// when `trusted` lists `hop`'s address, the client its front end names
+    /// in the PROXY protocol header it must send first, read under the
+    /// conversation's deadline, exactly. From any other source nothing is
+    /// taken for a header. The inner `Err` is the report of a connection
+    /// that did not begin with a valid header, its refusal sent.
+    pub fn peer(&mut self, trusted: &Trusted, hop: Peer) -> io::Result<Result<Peer, Report>> {
+        if !trusted.covers(hop.remote.map(|addr| addr.ip())) {
+            return Ok(Ok(hop));
+        }
+        let ended = |outcome| {
+            Ok(Err(Report {
+                outcome,
+                mux_accepts: 0,
+            }))
+        };
+        match accept_proxy::read(&mut self.source, hop, self.deadline) {
+            Ok(Ok(proxied)) => Ok(Ok(proxied.peer)),
+            Ok(Err(why)) => match self.reply(NO_PROXY_HEADER) {
+                Ok(()) => ended(Outcome::NoProxyHeader { why }),
+                Err(e) if e.kind() == io::ErrorKind::TimedOut => ended(Outcome::ReplyTimedOut {
+                    name: String::new(),
+                }),
+                Err(e) => Err(e),
+            },
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                // As for a silent client: the line only if it goes at once.
+                match self.sink.send_now(protocol::TIMED_OUT) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == io::ErrorKind::TimedOut => {}
+                    Err(e) => return Err(e),
+                }
+                ended(Outcome::TimedOut {
+                    received: String::new(),
+                })
+            }
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => ended(Outcome::Eof {
+                received: String::new(),
+            }),
+            Err(e) => Err(e),
         }
     }
 
@@ -243,6 +295,7 @@ impl Outcome {
                 | Outcome::BadLine { .. }
                 | Outcome::TooManyMux { .. }
                 | Outcome::TimedOut { .. }
+                | Outcome::NoProxyHeader { .. }
         )
     }
 
@@ -259,6 +312,7 @@ impl Outcome {
             Outcome::BadLine { received, .. }
             | Outcome::TimedOut { received }
             | Outcome::Eof { received } => received,
+            Outcome::NoProxyHeader { .. } => "",
         }
     }
 }
@@ -290,6 +344,8 @@ pub fn event(peer: &Peer, result: &io::Result<Report>) -> Event {
             line(event::Outcome::Timeout).because("the client did not read the reply")
         }
         Outcome::Eof { .. } => line(event::Outcome::Eof),
+        // Before any request: no name.
+        Outcome::NoProxyHeader { why } => Event::new(*peer, event::Outcome::BadLine).because(why),
     }
 }
 
@@ -448,6 +504,7 @@ mod tests {
         let outside = Peer {
             local: None,
             remote: Some("192.0.2.1:4000".parse().unwrap()),
+            via: None,
         };
         let (report, out, _) = run_with(&table, &outside, b"echo\r\n", false);
         assert_eq!(out, protocol::UNKNOWN_SERVICE);

@@ -57,6 +57,9 @@ fn every_long_flag_is_in_the_manual_pages() {
         "--max-per-source",
         "--ipv4-source-prefix",
         "--ipv6-source-prefix",
+        "--accept-proxy",
+        "--max-rate-per-source",
+        "--rate-backoff",
     ];
     check_flags_in_page(common::binary(), "etc/man/in.tcpmuxd.8", &server);
     let client = common::install_copy(env!("CARGO_BIN_EXE_tcpmux"), "tcpmux");

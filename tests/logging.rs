@@ -97,6 +97,7 @@ fn syslog_listener(syslog: &Syslog, table: &str) -> (Running, SocketAddr) {
     let child = Command::new(common::binary())
         .args(["--listen", "127.0.0.1:0", "-c", table, "--log", "syslog"])
         .args(["--syslog-socket", &syslog.path()])
+        .args(common::unlimited_rate(&[]))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -244,6 +245,7 @@ fn a_standard_error_nobody_reads_blocks_no_listener() {
     let listener = common::start(
         Command::new(common::binary())
             .args(["--listen", &listen, "-c", &table])
+            .args(common::unlimited_rate(&[]))
             .stderr(Stdio::from(write)),
         port,
     );
@@ -294,6 +296,7 @@ fn a_terminal_nobody_reads_holds_no_connection() {
     let mut command = Command::new(common::binary());
     command
         .args(["--listen", &format!("127.0.0.1:{port}"), "-c", &table])
+        .args(common::unlimited_rate(&[]))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::from(pty.slave));

@@ -242,6 +242,7 @@ impl Listener {
         let mut child = Command::new(binary)
             .args(["--listen", "127.0.0.1:0", "--log", "none", "-c", table])
             .args(["--max-connections", "1024", "--max-per-source", "1024"])
+            .args(["--max-rate-per-source", "1000000"])
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();

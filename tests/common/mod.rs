@@ -374,11 +374,24 @@ pub struct Listener {
     sockets_at_start: usize,
 }
 
+/// The tests connect from loopback far faster than any client host does,
+/// hundreds of connections a second: their listeners lift
+/// `--max-rate-per-source` out of the way, as the benchmarks do, unless a
+/// test gives its own (`tests/rates.rs`).
+pub fn unlimited_rate(args: &[String]) -> Vec<String> {
+    if args.iter().any(|a| a.starts_with("--max-rate-per-source")) {
+        return Vec::new();
+    }
+    vec!["--max-rate-per-source".to_owned(), "1000000".to_owned()]
+}
+
 impl Listener {
     pub fn start(args: &[&str]) -> Listener {
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
         let mut command = Command::new(binary());
         command
             .args(["--listen", "127.0.0.1:0", "--listen", "[::1]:0"])
+            .args(unlimited_rate(&args))
             .args(args);
         Listener::spawn(command, None)
     }
@@ -493,6 +506,39 @@ pub fn connect(addr: SocketAddr) -> TcpStream {
     let stream = TcpStream::connect(addr).unwrap();
     stream.set_read_timeout(Some(PATIENCE)).unwrap();
     stream
+}
+
+/// A connection to `addr` from the local address `source`, such as
+/// 127.0.0.2: another client host, as the server sees it, on loopback.
+pub fn connect_from(source: &str, addr: SocketAddr) -> TcpStream {
+    use nix::sys::socket::{
+        AddressFamily, SockFlag, SockType, SockaddrStorage, bind, connect, socket,
+    };
+    use std::os::fd::AsRawFd;
+    let source: std::net::IpAddr = source.parse().unwrap();
+    let family = if source.is_ipv4() {
+        AddressFamily::Inet
+    } else {
+        AddressFamily::Inet6
+    };
+    let fd = socket(family, SockType::Stream, SockFlag::SOCK_CLOEXEC, None).unwrap();
+    bind(
+        fd.as_raw_fd(),
+        &SockaddrStorage::from(SocketAddr::new(source, 0)),
+    )
+    .unwrap();
+    connect(fd.as_raw_fd(), &SockaddrStorage::from(addr)).unwrap();
+    let stream = TcpStream::from(fd);
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    stream
+}
+
+/// [`ask`] from the local address `source` (see [`connect_from`]).
+pub fn ask_from(source: &str, addr: SocketAddr, request: &[u8]) -> Vec<u8> {
+    let mut stream = connect_from(source, addr);
+    let _ = stream.write_all(request);
+    let _ = stream.shutdown(std::net::Shutdown::Write);
+    read_reply(&mut stream)
 }
 
 /// 127.0.0.1 at `port`.

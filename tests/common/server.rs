@@ -21,7 +21,7 @@ use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Command;
 
-use super::{Inetd, Listener, Syslog, TempDir, binary, tcp_pair_at};
+use super::{Inetd, Listener, Syslog, TempDir, binary, tcp_pair_at, unlimited_rate};
 
 /// How a [`Server`] is run: a process per connection, or one listener.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -171,6 +171,7 @@ impl Server {
         let mut command = Command::new(binary());
         if self.mode == Mode::Listen {
             command.args(["--listen", "127.0.0.1:0", "--listen", "[::1]:0"]);
+            command.args(unlimited_rate(&self.args));
         }
         command.args(self.argv());
         if self.as_nobody {
