@@ -118,6 +118,9 @@ struct Counts {
     handshakes: usize,
     /// A second SIGTERM or SIGINT while stopping: stop without waiting.
     stop_now: Option<Signal>,
+    /// Connections of each service with a `maxconn=` at once, by its name
+    /// in lower case; a service leaves when its count is back to zero.
+    per_service: HashMap<String, u32>,
 }
 
 /// The source a connection counts against for `--max-per-source`: the block
@@ -600,7 +603,21 @@ fn serve(shared: &Shared, stream: TcpStream, hop: Peer, mut slot: Slot) {
         Ok(Report {
             outcome: Outcome::Launch { service },
             ..
-        }) => hand_over(&mut conversation, &stream, &peer, &service, slot),
+        }) => {
+            // maxconn=: a place of the service's own, held as long as the
+            // connection's place under the caps.
+            let Some(_place) = ServicePlace::take(shared, &service) else {
+                let refusal = Event::new(peer, event::Outcome::Busy)
+                    .name(&service.name)
+                    .because(format_args!(
+                        "maxconn={} of {}",
+                        service.options.maxconn.unwrap_or(0),
+                        service.name
+                    ));
+                return refuse(&mut conversation, &stream, BUSY, &refusal, slot);
+            };
+            hand_over(&mut conversation, &stream, &peer, &service, slot)
+        }
         result => {
             // Logged first, so that a client that has read its reply to
             // the end finds the connection logged, as in inetd mode.
@@ -618,6 +635,50 @@ fn serve(shared: &Shared, stream: TcpStream, hop: Peer, mut slot: Slot) {
 /// The busy or rate-limited line for a client a front end named, in the
 /// connection's thread, under its deadline; then the log line and the
 /// drain.
+/// A connection's place among its service's `maxconn=`, given back when
+/// dropped; every service without one takes none.
+struct ServicePlace<'a> {
+    shared: &'a Shared,
+    name: Option<String>,
+}
+
+impl<'a> ServicePlace<'a> {
+    fn take(shared: &'a Shared, service: &Service) -> Option<ServicePlace<'a>> {
+        let Some(max) = service.options.maxconn else {
+            return Some(ServicePlace { shared, name: None });
+        };
+        let name = service.name.to_ascii_lowercase();
+        let mut counts = shared.counts.lock().unwrap_or_else(|e| e.into_inner());
+        let here = counts.per_service.entry(name.clone()).or_insert(0);
+        if *here >= max {
+            if *here == 0 {
+                counts.per_service.remove(&name);
+            }
+            return None;
+        }
+        *here += 1;
+        Some(ServicePlace {
+            shared,
+            name: Some(name),
+        })
+    }
+}
+
+impl Drop for ServicePlace<'_> {
+    fn drop(&mut self) {
+        let Some(name) = self.name.take() else {
+            return;
+        };
+        let mut counts = self.shared.counts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = counts.per_service.get_mut(&name) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                counts.per_service.remove(&name);
+            }
+        }
+    }
+}
+
 fn refuse<S: ByteSource, W: ReplySink>(
     conversation: &mut Conversation<S, W>,
     stream: &TcpStream,

@@ -327,3 +327,58 @@ fn the_table_says_what_a_target_takes() {
         "{printed}"
     );
 }
+
+/// maxconn=: with --listen, at most N of a service at once, whatever kind,
+/// the place given back when the connection ends.
+#[test]
+fn maxconn_holds_a_service_to_its_count() {
+    let backend = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = backend.local_addr().unwrap().port();
+    // Holds each connection until its client is done.
+    thread::spawn(move || {
+        for conn in backend.incoming() {
+            let Ok(mut conn) = conn else { break };
+            thread::spawn(move || {
+                let mut sink = Vec::new();
+                let _ = conn.read_to_end(&mut sink);
+            });
+        }
+    });
+    let server = Server::listen()
+        .table(&format!(
+            "+one nobody maxconn=1 tcp:127.0.0.1:{port}\n+cat nobody maxconn=1 /bin/cat\n"
+        ))
+        .start();
+    for name in ["one", "cat"] {
+        let mut first = common::connect(server.v4);
+        first.write_all(format!("{name}\r\n").as_bytes()).unwrap();
+        let mut go = [0u8; 5];
+        first.read_exact(&mut go).unwrap();
+        assert_eq!(&go, b"+Go\r\n", "{name}");
+        assert_eq!(
+            common::ask(server.v4, format!("{name}\r\n").as_bytes()),
+            tcpmuxd::listener::BUSY,
+            "{name}: a second at once"
+        );
+        drop(first);
+        // The place comes back when the first connection's relay or
+        // program ends.
+        let start = std::time::Instant::now();
+        loop {
+            let reply = common::ask(server.v4, format!("{name}\r\n").as_bytes());
+            if reply.starts_with(b"+Go\r\n") {
+                break;
+            }
+            assert!(
+                start.elapsed() < PATIENCE,
+                "{name}: the place never came back"
+            );
+            thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+    let line = server.expect_log("maxconn=1 of one");
+    assert!(
+        line.contains("name=one outcome=busy (maxconn=1 of one)"),
+        "{line}"
+    );
+}
