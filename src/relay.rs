@@ -17,8 +17,20 @@ use nix::fcntl::{FcntlArg, OFlag, SpliceFFlags, fcntl, splice};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::socket::{Shutdown, shutdown};
 
-/// Bytes moved at most per splice: a pipe's default capacity.
+/// A pipe's default capacity, what a direction starts with.
 const CHUNK: usize = 64 * 1024;
+
+/// What a direction's pipe grows to once a splice fills it, so a bulk
+/// transfer moves more per poll: 1 MiB, the largest an unprivileged
+/// process may ask for (`/proc/sys/fs/pipe-max-size`). In the benchmark
+/// (`--forward`, 1 GiB through one connection on 2 shared cores) the relay
+/// gave 0.44 to 0.53 of a direct connection's rate with 64 KiB pipes, 0.43
+/// to 0.45 with 256 KiB and 0.55 to 0.68 with 1 MiB. Only a direction that
+/// fills its pipe grows it: idle and interactive connections keep the
+/// default, as pipe capacity counts against a user's
+/// `/proc/sys/fs/pipe-user-pages-soft`. Where the kernel refuses (EPERM
+/// over that limit), the pipe stays as it is.
+const BULK: usize = 1024 * 1024;
 
 /// What moved, each way.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -37,6 +49,10 @@ struct Direction<'a> {
     pipe_write: OwnedFd,
     /// Bytes in the pipe, not yet passed on.
     in_pipe: usize,
+    /// What the pipe holds: [`CHUNK`], or [`BULK`] once grown.
+    capacity: usize,
+    /// Growing has been tried.
+    grown: bool,
     /// `from` has ended (EOF, or an error: nothing more will come).
     ended: bool,
     /// The end has been passed on to `to`.
@@ -53,6 +69,8 @@ impl<'a> Direction<'a> {
             pipe_read,
             pipe_write,
             in_pipe: 0,
+            capacity: CHUNK,
+            grown: false,
             ended: false,
             done: false,
             moved: 0,
@@ -61,7 +79,7 @@ impl<'a> Direction<'a> {
 
     /// What to wait for on `from` and on `to`.
     fn interest(&self) -> (PollFlags, PollFlags) {
-        let read = if !self.ended && self.in_pipe < CHUNK {
+        let read = if !self.ended && self.in_pipe < self.capacity {
             PollFlags::POLLIN
         } else {
             PollFlags::empty()
@@ -74,21 +92,35 @@ impl<'a> Direction<'a> {
         (read, write)
     }
 
+    /// Asks for a [`BULK`] pipe, once; keeps what it has if refused.
+    fn grow(&mut self) {
+        self.grown = true;
+        let size = i32::try_from(BULK).unwrap_or(i32::MAX);
+        if let Ok(got) = fcntl(&self.pipe_write, FcntlArg::F_SETPIPE_SZ(size)) {
+            self.capacity = usize::try_from(got).unwrap_or(CHUNK).max(self.in_pipe);
+        }
+    }
+
     /// Moves what can move without waiting. `Err` is a failure of the
     /// destination: nothing more can be passed on that way.
     fn step(&mut self) -> io::Result<()> {
         let flags = SpliceFFlags::SPLICE_F_MOVE | SpliceFFlags::SPLICE_F_NONBLOCK;
-        if !self.ended && self.in_pipe < CHUNK {
+        if !self.ended && self.in_pipe < self.capacity {
             match splice(
                 self.from,
                 None,
                 &self.pipe_write,
                 None,
-                CHUNK - self.in_pipe,
+                self.capacity - self.in_pipe,
                 flags,
             ) {
                 Ok(0) => self.ended = true,
-                Ok(n) => self.in_pipe += n,
+                Ok(n) => {
+                    self.in_pipe += n;
+                    if self.in_pipe == self.capacity && !self.grown {
+                        self.grow();
+                    }
+                }
                 Err(Errno::EAGAIN | Errno::EINTR) => {}
                 // A reset from the source ends it like an EOF.
                 Err(_) => self.ended = true,

@@ -2,7 +2,9 @@
 //! static C program that answers `+` and exits, spawned the same way.
 //!
 //! `cargo bench --bench connections` prints the tables of the README;
-//! `-- --quick` runs fewer connections. It is a benchmark, not a test: it
+//! `-- --quick` runs fewer connections; `-- --forward` only the section on
+//! reaching running daemons (`forward.rs`), `-- --tables` and `-- --launch`
+//! only theirs. It is a benchmark, not a test: it
 //! prints what it measured and asserts nothing about time. Loopback only,
 //! every loop bounded in count.
 
@@ -21,6 +23,7 @@ use nix::sys::resource::{UsageWho, getrusage};
 
 #[path = "../common/mod.rs"]
 mod common;
+mod forward;
 
 use common::read_reply;
 
@@ -334,6 +337,17 @@ fn main() {
     let sink = log_sink(&dir);
     let args = ["-c", &empty, "--syslog-socket", &sink];
 
+    if std::env::args().any(|a| a == "--forward") {
+        if let Some(figures) = forward::section(&binary, &dir, n, quick) {
+            println!("\n## Against the targets\n");
+            println!("| target | measured | met |");
+            println!("|---|---|---|");
+            forward::targets(&figures);
+        }
+        let _ = fs::remove_dir_all(&dir);
+        return;
+    }
+
     let floor = dir.join("floor");
     let built = Command::new("gcc")
         .args(["-O2", "-static", "-o"])
@@ -564,6 +578,7 @@ fn main() {
 
     let ratio = table_size_side_by_side(&binary, &dir, &sink, n);
     let launch_ratio = launch_against_xinetd(&binary, &dir, &floor, n);
+    let forwarding = forward::section(&binary, &dir, n, quick);
 
     println!("\n## Against the targets\n");
     println!("| target | measured | met |");
@@ -616,6 +631,9 @@ fn main() {
         2.0,
         "",
     );
+    if let Some(figures) = &forwarding {
+        forward::targets(figures);
+    }
     let _ = fs::remove_dir_all(&dir);
 }
 
