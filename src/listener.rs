@@ -388,10 +388,11 @@ fn os(e: nix::Error) -> anyhow::Error {
     anyhow::Error::msg(e.desc())
 }
 
-/// Descriptors a connection may hold in the listener: its socket, and the
-/// program opened for its launch. A launched service's own descriptors
-/// are in its process, not here.
-const OPEN_FILES_PER_CONNECTION: u64 = 2;
+/// Descriptors a connection may hold in the listener, at most: a forward's
+/// socket, its backend's and the two pipes of its relay (a launch holds
+/// its socket and the program opened for it; a launched service's own
+/// descriptors are in its process, not here).
+const OPEN_FILES_PER_CONNECTION: u64 = 6;
 
 /// Descriptors the listener holds besides its connections': standard
 /// input, output and error, the log's socket, the signalfd, the busy

@@ -101,7 +101,7 @@ fn too_few_open_files_for_max_connections_is_said_at_start() {
     assert_eq!(before.len(), 1, "{before:?}");
     assert!(
         before[0].contains(
-            "--max-connections 1000 needs about 2086 open files (2 a connection, and 86 \
+            "--max-connections 1000 needs about 6086 open files (6 a connection, and 86 \
              besides), but the limit (RLIMIT_NOFILE) is 64 and the hard limit 64"
         ),
         "{before:?}"
@@ -122,7 +122,7 @@ fn the_soft_limit_is_raised_for_the_listener_alone() {
         "+limit nobody /usr/bin/prlimit --nofile --output=SOFT --noheadings\n",
     );
     let (child, before, addr) =
-        listen_limited("64:4096", &["--max-connections", "1000", "-c", &table]);
+        listen_limited("64:8192", &["--max-connections", "1000", "-c", &table]);
     let reply = common::ask(addr, b"limit\r\n");
     stop(child);
     assert_eq!(before, Vec::<String>::new());
