@@ -49,23 +49,70 @@ fn prefix_eq(a: u128, b: u128, len: u8, width: u32) -> bool {
     shift >= width || (a >> shift) == (b >> shift)
 }
 
-impl FromStr for Cidr {
-    type Err = String;
+/// Why a block does not parse. Each variant keeps the text at fault, so
+/// that the message names it as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CidrError {
+    /// The part before any `/` is neither an IPv4 nor an IPv6 address.
+    NotAnAddress { text: String },
+    /// The part after `/` is not a number from 0 to the family's width.
+    PrefixLength { text: String, width: u8 },
+    /// The address has bits set past the prefix; `block` is the block it
+    /// lies in, most likely the one meant.
+    HostBits { text: String, block: Cidr },
+    /// An IPv6 block that holds the IPv4-mapped range, whose clients it
+    /// would look as if it covered.
+    HoldsMapped { text: String },
+}
 
-    fn from_str(text: &str) -> Result<Cidr, String> {
+impl fmt::Display for CidrError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CidrError::NotAnAddress { text } => {
+                write!(f, "{text:?} is not an IPv4 or IPv6 address")
+            }
+            CidrError::PrefixLength { text, width } => {
+                write!(f, "prefix length {text:?} is not 0 to {width}")
+            }
+            // A block with host bits set is never a single address, so it
+            // prints with its prefix length.
+            CidrError::HostBits { text, block } => {
+                write!(f, "{text} has host bits set; the block is {block}")
+            }
+            CidrError::HoldsMapped { text } => write!(
+                f,
+                "{text} holds the IPv4-mapped addresses ::ffff:0:0/96, but IPv4 clients are \
+                 matched as IPv4 only: write their IPv4 block as well (0.0.0.0/0 for all), \
+                 and a narrower IPv6 block, or ::/0 for every IPv6 client"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for CidrError {}
+
+impl FromStr for Cidr {
+    type Err = CidrError;
+
+    fn from_str(text: &str) -> Result<Cidr, CidrError> {
         let (addr, len) = match text.split_once('/') {
             Some((addr, len)) => (addr, Some(len)),
             None => (text, None),
         };
-        let addr: IpAddr = addr
-            .parse()
-            .map_err(|_| format!("{addr:?} is not an IPv4 or IPv6 address"))?;
+        let addr: IpAddr = addr.parse().map_err(|_| CidrError::NotAnAddress {
+            text: addr.to_owned(),
+        })?;
         let width: u8 = if addr.is_ipv4() { 32 } else { 128 };
         let len = match len {
             None => width,
             Some(len) => match len.parse::<u8>() {
                 Ok(n) if n <= width => n,
-                _ => return Err(format!("prefix length {len:?} is not 0 to {width}")),
+                _ => {
+                    return Err(CidrError::PrefixLength {
+                        text: len.to_owned(),
+                        width,
+                    });
+                }
             },
         };
         // An IPv4-mapped block matches IPv4 peers, so it is kept as IPv4.
@@ -78,9 +125,10 @@ impl FromStr for Cidr {
         let cidr = Cidr { addr, len };
         let network = cidr.network();
         if network != addr {
-            return Err(format!(
-                "{text} has host bits set; the block is {network}/{len}"
-            ));
+            return Err(CidrError::HostBits {
+                text: text.to_owned(),
+                block: Cidr { addr: network, len },
+            });
         }
         // IPv4 clients, mapped or not, are matched as IPv4 and never by an
         // IPv6 block. A block between ::/1 and ::/95 that holds the mapped
@@ -91,11 +139,9 @@ impl FromStr for Cidr {
             len: 96,
         };
         if addr.is_ipv6() && (1..96).contains(&len) && cidr.contains_block(&mapped) {
-            return Err(format!(
-                "{text} holds the IPv4-mapped addresses ::ffff:0:0/96, but IPv4 clients are \
-                 matched as IPv4 only: write their IPv4 block as well (0.0.0.0/0 for all), \
-                 and a narrower IPv6 block, or ::/0 for every IPv6 client"
-            ));
+            return Err(CidrError::HoldsMapped {
+                text: text.to_owned(),
+            });
         }
         Ok(cidr)
     }
@@ -217,7 +263,7 @@ mod tests {
 
     #[test]
     fn bad_blocks_say_what_is_wrong() {
-        let err = |t: &str| t.parse::<Cidr>().unwrap_err();
+        let err = |t: &str| t.parse::<Cidr>().unwrap_err().to_string();
         assert_eq!(
             err("10.0.0.1/8"),
             "10.0.0.1/8 has host bits set; the block is 10.0.0.0/8"
@@ -238,6 +284,50 @@ mod tests {
         }
         assert_eq!(cidr("::/0").to_string(), "::/0");
         assert_eq!(cidr("2001:db8::/32").to_string(), "2001:db8::/32");
+    }
+
+    #[test]
+    fn each_cidr_error_says_what_is_wrong() {
+        let cases = [
+            (
+                CidrError::NotAnAddress {
+                    text: "host.example".to_owned(),
+                },
+                "\"host.example\" is not an IPv4 or IPv6 address",
+            ),
+            (
+                CidrError::PrefixLength {
+                    text: "33".to_owned(),
+                    width: 32,
+                },
+                "prefix length \"33\" is not 0 to 32",
+            ),
+            (
+                CidrError::HostBits {
+                    text: "::ffff:10.0.0.1/104".to_owned(),
+                    block: cidr("10.0.0.0/8"),
+                },
+                "::ffff:10.0.0.1/104 has host bits set; the block is 10.0.0.0/8",
+            ),
+            (
+                CidrError::HoldsMapped {
+                    text: "::/64".to_owned(),
+                },
+                "::/64 holds the IPv4-mapped addresses ::ffff:0:0/96, but IPv4 clients are \
+                 matched as IPv4 only: write their IPv4 block as well (0.0.0.0/0 for all), \
+                 and a narrower IPv6 block, or ::/0 for every IPv6 client",
+            ),
+        ];
+        for (error, message) in cases {
+            assert_eq!(error.to_string(), message);
+        }
+        assert_eq!(
+            "::ffff:10.0.0.1/104".parse::<Cidr>(),
+            Err(CidrError::HostBits {
+                text: "::ffff:10.0.0.1/104".to_owned(),
+                block: cidr("10.0.0.0/8"),
+            })
+        );
     }
 
     #[test]

@@ -30,7 +30,7 @@
 
 use std::fmt;
 
-use crate::access::Cidr;
+use crate::access::{Cidr, CidrError};
 use crate::protocol::{HELP, MAX_NAME_LEN, TCPMUX};
 use crate::table::{Index, Kind, KindText, Options, Service, ServiceLine, Table};
 
@@ -523,7 +523,7 @@ fn cidrs<'a>(list: &'a str, blocks: &mut Vec<Cidr>) -> Result<(), Wrong<'a>> {
         if item.is_empty() {
             return Err((item, "an empty address in the list".to_owned()));
         }
-        blocks.push(item.parse().map_err(|m| (item, m))?);
+        blocks.push(item.parse().map_err(|e: CidrError| (item, e.to_string()))?);
     }
     Ok(())
 }
