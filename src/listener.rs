@@ -302,9 +302,7 @@ fn serve_until_stopped(settings: Settings) -> anyhow::Result<Exit> {
     let table = load::load_for_this_process(&settings.common.table)?;
     let mut listeners = Vec::new();
     if settings.systemd {
-        listeners = sys::systemd_listeners()
-            .map_err(anyhow::Error::msg)
-            .context("--systemd")?;
+        listeners = sys::systemd_listeners().context("--systemd")?;
     }
     for &addr in &settings.addresses {
         let listener = bind_listener(addr)

@@ -3,7 +3,12 @@
 
 #![allow(unsafe_code)]
 
+use std::fmt;
+use std::os::fd::RawFd;
+
+use nix::errno::Errno;
 use nix::libc;
+use nix::sys::socket::{AddressFamily, SockType};
 
 /// Marks every descriptor from 3 up close-on-exec, so that a program we exec
 /// gets only 0, 1 and 2, whatever the super-server left open, while we keep
@@ -79,43 +84,119 @@ pub fn plain_host_lookups() {
     });
 }
 
+/// Why the sockets systemd passed cannot be taken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SystemdError {
+    /// `LISTEN_PID` is unset, or names another process.
+    NotThisProcess,
+    /// `LISTEN_FDS` is unset, not a number, or not 1 to 64.
+    NotACount,
+    /// The descriptor is not a listening socket; `errno` when asking
+    /// failed (EBADF: it is not open; ENOTSOCK: not a socket).
+    NotListening { fd: RawFd, errno: Option<Errno> },
+    /// The descriptor listens, but not for TCP over IPv4 or IPv6.
+    NotTcp { fd: RawFd, socket: OtherSocket },
+}
+
+impl fmt::Display for SystemdError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SystemdError::NotThisProcess => {
+                f.write_str("no sockets from systemd (LISTEN_PID is not this process)")
+            }
+            SystemdError::NotACount => f.write_str("LISTEN_FDS is not a count of sockets"),
+            SystemdError::NotListening { fd, .. } => {
+                write!(f, "descriptor {fd} from systemd is not a listening socket")
+            }
+            SystemdError::NotTcp { fd, socket } => write!(
+                f,
+                "descriptor {fd} from systemd is {socket}, not a TCP socket: \
+                 list only ListenStream= of an IP address and port in the .socket unit"
+            ),
+        }
+    }
+}
+
+/// The errno of a system call that failed on the descriptor, when the
+/// message does not already say it: `{:#}` adds it to the log line.
+impl std::error::Error for SystemdError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            SystemdError::NotListening {
+                errno: Some(errno), ..
+            }
+            | SystemdError::NotTcp {
+                socket: OtherSocket::UnknownFamily(Some(errno)),
+                ..
+            } => Some(errno),
+            _ => None,
+        }
+    }
+}
+
+/// What a socket is when it is not a TCP socket over IPv4 or IPv6.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OtherSocket {
+    Unix,
+    Family(AddressFamily),
+    /// A family nix does not name, or getsockname failed (its errno).
+    UnknownFamily(Option<Errno>),
+    Type(SockType),
+    /// Asking for the type failed.
+    UnknownType(Errno),
+}
+
+impl fmt::Display for OtherSocket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OtherSocket::Unix => f.write_str("a UNIX socket"),
+            OtherSocket::Family(family) => write!(f, "a socket of family {family:?}"),
+            OtherSocket::UnknownFamily(_) => f.write_str("a socket of unknown family"),
+            OtherSocket::Type(kind) => write!(f, "a socket of type {kind:?}"),
+            OtherSocket::UnknownType(errno) => {
+                write!(f, "a socket of unknown type ({})", errno.desc())
+            }
+        }
+    }
+}
+
 /// The listening sockets systemd passed to this process (socket activation
 /// without `Accept=`): descriptors 3 and up, `LISTEN_FDS` of them, when
 /// `LISTEN_PID` names this process. Each is checked to be a listening
 /// TCP socket, IPv4 or IPv6, before it is taken: a unit may list a UNIX
 /// socket too (`ListenStream=/path`), which a `TcpListener` would take for
 /// TCP, with no peer address for the caps and the service's environment.
-pub fn systemd_listeners() -> Result<Vec<std::net::TcpListener>, String> {
+pub fn systemd_listeners() -> Result<Vec<std::net::TcpListener>, SystemdError> {
     use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd};
     let pid = std::env::var("LISTEN_PID")
         .ok()
         .and_then(|p| p.parse::<u32>().ok());
     if pid != Some(std::process::id()) {
-        return Err("no sockets from systemd (LISTEN_PID is not this process)".to_owned());
+        return Err(SystemdError::NotThisProcess);
     }
     let count: i32 = std::env::var("LISTEN_FDS")
         .ok()
         .and_then(|n| n.parse().ok())
         .filter(|n| (1..=64).contains(n))
-        .ok_or("LISTEN_FDS is not a count of sockets")?;
+        .ok_or(SystemdError::NotACount)?;
     let mut listeners = Vec::new();
     for fd in 3..3 + count {
         // SAFETY: systemd opened descriptors 3 to 3 + LISTEN_FDS for this
         // very process (LISTEN_PID was checked) and nothing in it has
         // touched them; borrowing one only to ask what it is.
         let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
-        let listening =
-            nix::sys::socket::getsockopt(&borrowed, nix::sys::socket::sockopt::AcceptConn);
-        if listening != Ok(true) {
-            return Err(format!(
-                "descriptor {fd} from systemd is not a listening socket"
-            ));
+        match nix::sys::socket::getsockopt(&borrowed, nix::sys::socket::sockopt::AcceptConn) {
+            Ok(true) => {}
+            Ok(false) => return Err(SystemdError::NotListening { fd, errno: None }),
+            Err(errno) => {
+                return Err(SystemdError::NotListening {
+                    fd,
+                    errno: Some(errno),
+                });
+            }
         }
-        if let Some(other) = not_tcp(borrowed) {
-            return Err(format!(
-                "descriptor {fd} from systemd is {other}, not a TCP socket: \
-                 list only ListenStream= of an IP address and port in the .socket unit"
-            ));
+        if let Some(socket) = not_tcp(borrowed) {
+            return Err(SystemdError::NotTcp { fd, socket });
         }
         // SAFETY: as above; from here the listener owns the descriptor, and
         // no other object in this process refers to it.
@@ -129,24 +210,25 @@ pub fn systemd_listeners() -> Result<Vec<std::net::TcpListener>, String> {
     Ok(listeners)
 }
 
-/// What a socket is when it is not a TCP socket over IPv4 or IPv6: "a
-/// UNIX socket", "a socket of family Netlink".
-fn not_tcp(fd: std::os::fd::BorrowedFd) -> Option<String> {
-    use nix::sys::socket::{AddressFamily, SockType, SockaddrLike, SockaddrStorage, sockopt};
+/// What a socket is when it is not a TCP socket over IPv4 or IPv6; `None`
+/// when it is one.
+fn not_tcp(fd: std::os::fd::BorrowedFd) -> Option<OtherSocket> {
+    use nix::sys::socket::{SockaddrLike, SockaddrStorage, sockopt};
     use std::os::fd::AsRawFd;
-    let family = nix::sys::socket::getsockname::<SockaddrStorage>(fd.as_raw_fd())
-        .ok()
-        .and_then(|addr| addr.family());
+    let family = match nix::sys::socket::getsockname::<SockaddrStorage>(fd.as_raw_fd()) {
+        Ok(addr) => addr.family(),
+        Err(errno) => return Some(OtherSocket::UnknownFamily(Some(errno))),
+    };
     match family {
         Some(AddressFamily::Inet | AddressFamily::Inet6) => {}
-        Some(AddressFamily::Unix) => return Some("a UNIX socket".to_owned()),
-        Some(other) => return Some(format!("a socket of family {other:?}")),
-        None => return Some("a socket of unknown family".to_owned()),
+        Some(AddressFamily::Unix) => return Some(OtherSocket::Unix),
+        Some(other) => return Some(OtherSocket::Family(other)),
+        None => return Some(OtherSocket::UnknownFamily(None)),
     }
     match nix::sys::socket::getsockopt(&fd, sockopt::SockType) {
         Ok(SockType::Stream) => None,
-        Ok(other) => Some(format!("a socket of type {other:?}")),
-        Err(e) => Some(format!("a socket of unknown type ({})", e.desc())),
+        Ok(other) => Some(OtherSocket::Type(other)),
+        Err(errno) => Some(OtherSocket::UnknownType(errno)),
     }
 }
 
@@ -653,4 +735,94 @@ fn ids_hold(ids: &Ids) -> bool {
 /// becomes `ids` for good.
 pub fn become_ids(ids: &Ids) -> Result<(), (Step, std::io::Error)> {
     switch_ids(ids).map_err(|(step, errno)| (step, std::io::Error::from_raw_os_error(errno)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_systemd_error_says_what_is_wrong() {
+        let tail = ", not a TCP socket: list only ListenStream= of an IP address and port \
+                    in the .socket unit";
+        let not_tcp = |socket| SystemdError::NotTcp { fd: 4, socket };
+        let cases = [
+            (
+                SystemdError::NotThisProcess,
+                "no sockets from systemd (LISTEN_PID is not this process)".to_owned(),
+            ),
+            (
+                SystemdError::NotACount,
+                "LISTEN_FDS is not a count of sockets".to_owned(),
+            ),
+            (
+                SystemdError::NotListening { fd: 3, errno: None },
+                "descriptor 3 from systemd is not a listening socket".to_owned(),
+            ),
+            (
+                SystemdError::NotListening {
+                    fd: 3,
+                    errno: Some(Errno::EBADF),
+                },
+                "descriptor 3 from systemd is not a listening socket".to_owned(),
+            ),
+            (
+                not_tcp(OtherSocket::Unix),
+                format!("descriptor 4 from systemd is a UNIX socket{tail}"),
+            ),
+            (
+                not_tcp(OtherSocket::Family(AddressFamily::Netlink)),
+                format!("descriptor 4 from systemd is a socket of family Netlink{tail}"),
+            ),
+            (
+                not_tcp(OtherSocket::UnknownFamily(None)),
+                format!("descriptor 4 from systemd is a socket of unknown family{tail}"),
+            ),
+            (
+                not_tcp(OtherSocket::UnknownFamily(Some(Errno::ENOTSOCK))),
+                format!("descriptor 4 from systemd is a socket of unknown family{tail}"),
+            ),
+            (
+                not_tcp(OtherSocket::Type(SockType::Datagram)),
+                format!("descriptor 4 from systemd is a socket of type Datagram{tail}"),
+            ),
+            (
+                not_tcp(OtherSocket::UnknownType(Errno::EBADF)),
+                format!(
+                    "descriptor 4 from systemd is a socket of unknown type (Bad file number){tail}"
+                ),
+            ),
+        ];
+        for (error, message) in cases {
+            assert_eq!(error.to_string(), message);
+        }
+    }
+
+    /// The errno of a failed call is kept as the error's source, where the
+    /// message does not say it already, so the log line (`{:#}`) ends with it.
+    #[test]
+    fn a_failed_call_on_a_systemd_descriptor_keeps_its_errno() {
+        use std::error::Error;
+        let source = |e: &SystemdError| e.source().map(|s| s.to_string());
+        let ebadf = Some(Errno::EBADF.to_string());
+        let failed = SystemdError::NotListening {
+            fd: 3,
+            errno: Some(Errno::EBADF),
+        };
+        assert_eq!(source(&failed), ebadf);
+        let unnamed = SystemdError::NotTcp {
+            fd: 3,
+            socket: OtherSocket::UnknownFamily(Some(Errno::EBADF)),
+        };
+        assert_eq!(source(&unnamed), ebadf);
+        let said = SystemdError::NotTcp {
+            fd: 3,
+            socket: OtherSocket::UnknownType(Errno::EBADF),
+        };
+        assert_eq!(source(&said), None);
+        assert_eq!(
+            source(&SystemdError::NotListening { fd: 3, errno: None }),
+            None
+        );
+    }
 }
