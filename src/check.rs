@@ -81,7 +81,7 @@ pub fn run(file: &TableFile, server_as: &str) -> Exit {
                 column: 0,
                 message,
             };
-            let creds = launch::credentials(&service).map_err(at_line)?;
+            let creds = launch::credentials(&service).map_err(|e| at_line(e.to_string()))?;
             if !launch::can_switch(server.uid, server.gid, &creds) {
                 warnings.push(at_line(format!(
                     "in.tcpmuxd run as {} (uid {} gid {}) cannot start {:?}, which runs as {} (uid {} gid {}): run in.tcpmuxd as root, or give --as the user it runs as",

@@ -51,9 +51,9 @@ pub struct Credentials {
 #[derive(Debug)]
 pub enum LaunchError {
     /// The user or group is unknown, or the lookup failed.
-    Lookup(String),
+    Lookup(LookupError),
     /// This process cannot become the service's user.
-    Switch(String),
+    Switch(SwitchError),
     /// The program failed its checks.
     Program(Refusal),
     /// The service's user may not execute the program.
@@ -73,7 +73,8 @@ pub enum LaunchError {
 impl fmt::Display for LaunchError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            LaunchError::Lookup(why) | LaunchError::Switch(why) => f.write_str(why),
+            LaunchError::Lookup(e) => write!(f, "{e}"),
+            LaunchError::Switch(e) => write!(f, "{e}"),
             LaunchError::Program(refusal) => write!(f, "{refusal}"),
             LaunchError::MayNotRun { user, program } => {
                 write!(f, "{user} cannot run {program}: {}", Errno::EACCES)
@@ -89,27 +90,103 @@ impl fmt::Display for LaunchError {
 
 impl std::error::Error for LaunchError {}
 
+/// Why a service's user or group could not be looked up. A failed lookup
+/// keeps its errno, which the message gives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LookupError {
+    NoSuchUser {
+        name: String,
+    },
+    NoSuchGroup {
+        name: String,
+    },
+    /// Reading the user database failed.
+    User {
+        name: String,
+        errno: Errno,
+    },
+    /// Reading the group database failed.
+    Group {
+        name: String,
+        errno: Errno,
+    },
+    /// getgrouplist failed for the user.
+    Groups {
+        user: String,
+        errno: Errno,
+    },
+    /// An account of uid 0 with another name than `root`.
+    RootNotNamed {
+        name: String,
+    },
+    /// A NUL byte in the user's name, which the user database cannot give.
+    Nul(std::ffi::NulError),
+}
+
+impl fmt::Display for LookupError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LookupError::NoSuchUser { name } => write!(f, "no such user {name:?}"),
+            LookupError::NoSuchGroup { name } => write!(f, "no such group {name:?}"),
+            LookupError::User { name, errno } => write!(f, "looking up user {name}: {errno}"),
+            LookupError::Group { name, errno } => write!(f, "looking up group {name}: {errno}"),
+            LookupError::Groups { user, errno } => {
+                write!(f, "listing the groups of {user}: {errno}")
+            }
+            LookupError::RootNotNamed { name } => write!(
+                f,
+                "user {name:?} has uid 0 but is not named root; write root to run a service as root"
+            ),
+            LookupError::Nul(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+/// The errno is in the message already, so there is no source to add.
+impl std::error::Error for LookupError {}
+
+/// Looks up a user by name, from local accounts only.
+pub fn look_up_user(name: &str) -> Result<User, LookupError> {
+    sys::local_accounts_only();
+    User::from_name(name)
+        .map_err(|errno| LookupError::User {
+            name: name.to_owned(),
+            errno,
+        })?
+        .ok_or_else(|| LookupError::NoSuchUser {
+            name: name.to_owned(),
+        })
+}
+
+/// Looks up a group's id by name, from local groups only.
+pub fn look_up_group(name: &str) -> Result<Gid, LookupError> {
+    sys::local_accounts_only();
+    let group = Group::from_name(name)
+        .map_err(|errno| LookupError::Group {
+            name: name.to_owned(),
+            errno,
+        })?
+        .ok_or_else(|| LookupError::NoSuchGroup {
+            name: name.to_owned(),
+        })?;
+    Ok(group.gid)
+}
+
 /// Looks up the service's user and group. An account of uid 0 must be
 /// named `root`: another name for root in a table would hide what runs as
 /// root from whoever reads it.
-pub fn credentials(service: &Service) -> Result<Credentials, String> {
-    sys::local_accounts_only();
-    let user = User::from_name(&service.user)
-        .map_err(|e| format!("looking up user {}: {e}", service.user))?
-        .ok_or_else(|| format!("no such user {:?}", service.user))?;
+pub fn credentials(service: &Service) -> Result<Credentials, LookupError> {
+    let user = look_up_user(&service.user)?;
     check_root_is_named(&user.name, user.uid)?;
     let gid = match &service.group {
         None => user.gid,
-        Some(name) => {
-            Group::from_name(name)
-                .map_err(|e| format!("looking up group {name}: {e}"))?
-                .ok_or_else(|| format!("no such group {name:?}"))?
-                .gid
-        }
+        Some(name) => look_up_group(name)?,
     };
-    let name = CString::new(user.name.as_bytes()).map_err(|e| e.to_string())?;
-    let groups = unistd::getgrouplist(&name, gid)
-        .map_err(|e| format!("listing the groups of {}: {e}", service.user))?;
+    let name = CString::new(user.name.as_bytes()).map_err(LookupError::Nul)?;
+    let groups = unistd::getgrouplist(&name, gid).map_err(|errno| LookupError::Groups {
+        user: service.user.clone(),
+        errno,
+    })?;
     Ok(Credentials {
         user: user.name,
         uid: user.uid,
@@ -119,24 +196,81 @@ pub fn credentials(service: &Service) -> Result<Credentials, String> {
 }
 
 /// Refuses an account of uid 0 that is not called `root` (toor and the like).
-pub fn check_root_is_named(name: &str, uid: Uid) -> Result<(), String> {
+pub fn check_root_is_named(name: &str, uid: Uid) -> Result<(), LookupError> {
     if uid.is_root() && name != "root" {
-        return Err(format!(
-            "user {name:?} has uid 0 but is not named root; write root to run a service as root"
-        ));
+        return Err(LookupError::RootNotNamed {
+            name: name.to_owned(),
+        });
     }
     Ok(())
 }
 
+/// Why this process cannot become a service's user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SwitchError {
+    /// Not root, and the service runs as another user or group.
+    NotRoot {
+        euid: Uid,
+        egid: Gid,
+        user: String,
+        uid: Uid,
+        gid: Gid,
+    },
+    /// Not root, and this process's groups (`have`) are not the user's
+    /// (`want`), which only root could change; each list sorted, no
+    /// repeats, the primary group among them.
+    Groups {
+        have: Vec<Gid>,
+        user: String,
+        want: Vec<Gid>,
+    },
+    /// getgroups failed.
+    GetGroups(Errno),
+}
+
+impl fmt::Display for SwitchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let list = |groups: &[Gid]| {
+            let ids: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
+            ids.join(",")
+        };
+        match self {
+            SwitchError::NotRoot {
+                euid,
+                egid,
+                user,
+                uid,
+                gid,
+            } => write!(
+                f,
+                "the server runs as uid {euid} gid {egid}, not root, so it cannot run a service as {user} (uid {uid} gid {gid})"
+            ),
+            SwitchError::Groups { have, user, want } => write!(
+                f,
+                "the server runs with the groups {}, not {user}'s {}, and only root can change them",
+                list(have),
+                list(want)
+            ),
+            SwitchError::GetGroups(errno) => write!(f, "getgroups: {errno}"),
+        }
+    }
+}
+
+/// The errno is in the message already, so there is no source to add.
+impl std::error::Error for SwitchError {}
+
 /// Whether this process can become `creds`: it is root, or it already runs
 /// as that user and group and nothing need change.
-pub fn check_can_switch(creds: &Credentials) -> Result<(), String> {
+pub fn check_can_switch(creds: &Credentials) -> Result<(), SwitchError> {
     let (euid, egid) = (unistd::geteuid(), unistd::getegid());
     if !can_switch(euid, egid, creds) {
-        return Err(format!(
-            "the server runs as uid {euid} gid {egid}, not root, so it cannot run a service as {} (uid {} gid {})",
-            creds.user, creds.uid, creds.gid
-        ));
+        return Err(SwitchError::NotRoot {
+            euid,
+            egid,
+            user: creds.user.clone(),
+            uid: creds.uid,
+            gid: creds.gid,
+        });
     }
     if euid.is_root() {
         return Ok(());
@@ -149,22 +283,14 @@ pub fn check_can_switch(creds: &Credentials) -> Result<(), String> {
         groups.dedup();
         groups
     };
-    let have = set(
-        unistd::getgroups().map_err(|e| format!("getgroups: {e}"))?,
-        egid,
-    );
+    let have = set(unistd::getgroups().map_err(SwitchError::GetGroups)?, egid);
     let want = set(creds.groups.clone(), creds.gid);
     if have != want {
-        let list = |groups: &[Gid]| {
-            let ids: Vec<String> = groups.iter().map(|g| g.to_string()).collect();
-            ids.join(",")
-        };
-        return Err(format!(
-            "the server runs with the groups {}, not {}'s {}, and only root can change them",
-            list(&have),
-            creds.user,
-            list(&want)
-        ));
+        return Err(SwitchError::Groups {
+            have,
+            user: creds.user.clone(),
+            want,
+        });
     }
     Ok(())
 }
@@ -358,11 +484,104 @@ mod tests {
     use super::*;
 
     #[test]
+    fn each_lookup_error_says_what_is_wrong() {
+        let name = || "svc".to_owned();
+        let nul = CString::new("a\0b").unwrap_err();
+        let cases = [
+            (
+                LookupError::NoSuchUser { name: name() },
+                "no such user \"svc\"",
+            ),
+            (
+                LookupError::NoSuchGroup { name: name() },
+                "no such group \"svc\"",
+            ),
+            (
+                LookupError::User {
+                    name: name(),
+                    errno: Errno::EIO,
+                },
+                "looking up user svc: EIO: I/O error",
+            ),
+            (
+                LookupError::Group {
+                    name: name(),
+                    errno: Errno::EIO,
+                },
+                "looking up group svc: EIO: I/O error",
+            ),
+            (
+                LookupError::Groups {
+                    user: name(),
+                    errno: Errno::EINVAL,
+                },
+                "listing the groups of svc: EINVAL: Invalid argument",
+            ),
+            (
+                LookupError::RootNotNamed {
+                    name: "toor".to_owned(),
+                },
+                "user \"toor\" has uid 0 but is not named root; write root to run a service as root",
+            ),
+            (
+                LookupError::Nul(nul),
+                "nul byte found in provided data at position: 1",
+            ),
+        ];
+        for (error, message) in cases {
+            assert_eq!(error.to_string(), message);
+        }
+    }
+
+    #[test]
+    fn each_switch_error_says_what_is_wrong() {
+        let gids = |ids: &[u32]| ids.iter().map(|&g| Gid::from_raw(g)).collect();
+        let cases = [
+            (
+                SwitchError::NotRoot {
+                    euid: Uid::from_raw(65534),
+                    egid: Gid::from_raw(65534),
+                    user: "root".to_owned(),
+                    uid: Uid::from_raw(0),
+                    gid: Gid::from_raw(0),
+                },
+                "the server runs as uid 65534 gid 65534, not root, so it cannot run a service as root (uid 0 gid 0)",
+            ),
+            (
+                SwitchError::Groups {
+                    have: gids(&[100, 1000]),
+                    user: "svc".to_owned(),
+                    want: gids(&[1000]),
+                },
+                "the server runs with the groups 100,1000, not svc's 1000, and only root can change them",
+            ),
+            (
+                SwitchError::GetGroups(Errno::EINVAL),
+                "getgroups: EINVAL: Invalid argument",
+            ),
+        ];
+        for (error, message) in cases {
+            assert_eq!(error.to_string(), message);
+        }
+    }
+
+    /// A launch's log line gives the lookup's or the switch's message as is.
+    #[test]
+    fn a_launch_error_says_its_cause() {
+        let lookup = LaunchError::Lookup(LookupError::NoSuchUser {
+            name: "svc".to_owned(),
+        });
+        assert_eq!(lookup.to_string(), "no such user \"svc\"");
+        let switch = LaunchError::Switch(SwitchError::GetGroups(Errno::EINVAL));
+        assert_eq!(switch.to_string(), "getgroups: EINVAL: Invalid argument");
+    }
+
+    #[test]
     fn an_alias_of_root_is_refused() {
         assert_eq!(check_root_is_named("root", Uid::from_raw(0)), Ok(()));
         assert_eq!(check_root_is_named("toor", Uid::from_raw(1000)), Ok(()));
         assert_eq!(
-            check_root_is_named("toor", Uid::from_raw(0)),
+            check_root_is_named("toor", Uid::from_raw(0)).map_err(|e| e.to_string()),
             Err(
                 "user \"toor\" has uid 0 but is not named root; write root to run a service as root"
                     .to_owned()
