@@ -13,11 +13,11 @@
 use std::collections::HashMap;
 use std::io::Write;
 
-use nix::unistd::{Gid, Group, Uid, User};
+use nix::unistd::{Gid, Uid};
 
 use crate::config::ConfigError;
 use crate::exit::Exit;
-use crate::launch;
+use crate::launch::{self, LookupError};
 use crate::load::{self, TableFile};
 use crate::table::Kind;
 
@@ -33,23 +33,15 @@ struct Server {
 }
 
 /// Looks up `USER[:GROUP]`; without a group, the user's own.
-fn server(spec: &str) -> Result<Server, String> {
-    crate::sys::local_accounts_only();
+fn server(spec: &str) -> Result<Server, LookupError> {
     let (user, group) = match spec.split_once(':') {
         Some((user, group)) => (user, Some(group)),
         None => (spec, None),
     };
-    let found = User::from_name(user)
-        .map_err(|e| format!("--as: looking up user {user}: {e}"))?
-        .ok_or_else(|| format!("--as: no such user {user:?}"))?;
+    let found = launch::look_up_user(user)?;
     let gid = match group {
         None => found.gid,
-        Some(group) => {
-            Group::from_name(group)
-                .map_err(|e| format!("--as: looking up group {group}: {e}"))?
-                .ok_or_else(|| format!("--as: no such group {group:?}"))?
-                .gid
-        }
+        Some(group) => launch::look_up_group(group)?,
     };
     Ok(Server {
         name: spec.to_owned(),
@@ -66,7 +58,7 @@ pub fn run(file: &TableFile, server_as: &str) -> Exit {
     let server = match server(server_as) {
         Ok(server) => server,
         Err(e) => {
-            let _ = writeln!(std::io::stderr(), "in.tcpmuxd: {e}");
+            let _ = writeln!(std::io::stderr(), "in.tcpmuxd: --as: {e}");
             return Exit::Usage;
         }
     };
