@@ -23,7 +23,6 @@ use nix::sys::socket::{
 use crate::launch::{Failure, LaunchError};
 use crate::pass;
 use crate::peer::Peer;
-use crate::protocol::SERVICE_ACCEPT;
 use crate::proxy;
 use crate::relay;
 use crate::strict::{self, Refusal, Use};
@@ -208,14 +207,7 @@ pub fn reach(service: &Service, peer: &Peer, out: &mut impl Write) -> Result<Rea
             .send_header(&header(version, peer, &service.name))
             .map_err(unreachable)?;
     }
-    if service.mux_replies {
-        out.write_all(SERVICE_ACCEPT)
-            .and_then(|()| out.flush())
-            .map_err(|e| Failure {
-                error: LaunchError::Client(e),
-                accepted: true,
-            })?;
-    }
+    crate::launch::accept(service, out)?;
     Ok(reached)
 }
 

@@ -413,6 +413,13 @@ pub fn ready(service: &Service, peer: &Peer, out: &mut impl io::Write) -> Result
         error,
         accepted: false,
     })?;
+    accept(service, out)?;
+    Ok(launch)
+}
+
+/// The `+` line, when the table says the multiplexer sends it: in both
+/// modes, for every kind, once the service is ready and before it starts.
+pub fn accept(service: &Service, out: &mut impl io::Write) -> Result<(), Failure> {
     if service.mux_replies {
         out.write_all(SERVICE_ACCEPT)
             .and_then(|()| out.flush())
@@ -421,7 +428,7 @@ pub fn ready(service: &Service, peer: &Peer, out: &mut impl io::Write) -> Result
                 accepted: true,
             })?;
     }
-    Ok(launch)
+    Ok(())
 }
 
 /// Whether `creds` may execute a file of this owner and mode, as the kernel

@@ -130,6 +130,9 @@ fn one_connection(listener: &TcpListener, addr: SocketAddr, case: &Case) -> Dura
     let reply = read_reply(&mut client);
     let latency = began.elapsed();
     assert_eq!(reply, case.expect, "{}", case.program.display());
+    // Closed as a client does once it has read to the end: after a refusal
+    // the server drains the client's input until it closes (or for 1 s).
+    drop(client);
     child.wait().unwrap();
     latency
 }
@@ -348,6 +351,12 @@ fn main() {
         return;
     }
 
+    // Peak memory of one inetd-mode process: the first child this process
+    // waits for (before gcc and rustc build the references), so
+    // RUSAGE_CHILDREN holds its peak alone.
+    inetd_style(&binary, &args, b"HELP\r\n", b"tcpmux\r\n", 1);
+    let inetd_rss = getrusage(UsageWho::RUSAGE_CHILDREN).unwrap().max_rss();
+
     let floor = dir.join("floor");
     let built = Command::new("gcc")
         .args(["-O2", "-static", "-o"])
@@ -367,11 +376,6 @@ fn main() {
         let _ = fs::remove_dir_all(&dir);
         return;
     }
-
-    // Peak memory of one inetd-mode process: the first child this process
-    // waits for, so RUSAGE_CHILDREN holds its peak alone.
-    inetd_style(&binary, &args, b"HELP\r\n", b"tcpmux\r\n", 1);
-    let inetd_rss = getrusage(UsageWho::RUSAGE_CHILDREN).unwrap().max_rss();
 
     // Built as the release profile builds in.tcpmuxd: static, LTO, abort.
     let minimal = dir.join("minimal");
