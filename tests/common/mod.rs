@@ -340,8 +340,38 @@ pub struct Running(pub Child);
 
 impl Drop for Running {
     fn drop(&mut self) {
+        // A wrapper (script, unshare --fork) may have the server as its
+        // child, which would outlive it: a listener takes the hang-up of
+        // its terminal for a SIGHUP and re-reads its table.
+        kill_children(self.0.id());
         let _ = self.0.kill();
         let _ = self.0.wait();
+    }
+}
+
+/// Kills the processes whose parent is `pid`, found in /proc.
+pub fn kill_children(pid: u32) {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let Ok(child) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid ...: comm may hold spaces, so split after ')'.
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        if ppid == Some(pid) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(child),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
     }
 }
 
