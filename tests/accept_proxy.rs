@@ -8,6 +8,8 @@
 
 mod common;
 
+use common::probe_report as report;
+
 use std::io::{Read, Write};
 use std::net::SocketAddr;
 
@@ -41,16 +43,6 @@ fn headers() -> [(&'static str, Vec<u8>); 2] {
 
 fn with(header: &[u8], request: &[u8]) -> Vec<u8> {
     [header, request].concat()
-}
-
-/// The probe's line for `key`, from its report.
-fn report(reply: &[u8], key: &str) -> String {
-    let text = String::from_utf8_lossy(reply);
-    text.lines()
-        .find(|l| l.starts_with(key))
-        .unwrap_or_else(|| panic!("no {key} in {text:?}"))
-        .trim_end()
-        .to_owned()
 }
 
 fn inetd() -> Server {

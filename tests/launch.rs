@@ -8,6 +8,8 @@
 
 mod common;
 
+use common::probe_report as report;
+
 use std::fs;
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
@@ -23,16 +25,6 @@ use common::{
 /// the table.
 fn probe_table() -> Server {
     Server::inetd().probe().table("+probe nobody {dir}/probe\n")
-}
-
-/// The lines of the probe's report about its start, by their key.
-fn report(reply: &[u8], key: &str) -> String {
-    let text = String::from_utf8_lossy(reply);
-    text.lines()
-        .find(|l| l.starts_with(key))
-        .unwrap_or_else(|| panic!("no {key} in {text:?}"))
-        .trim_end()
-        .to_owned()
 }
 
 /// What every launch must find, whatever the mode.

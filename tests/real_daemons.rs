@@ -8,6 +8,8 @@
 
 mod common;
 
+use common::probe_report as report;
+
 use std::fs;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
@@ -189,16 +191,6 @@ fn nginx_behind_a_forward_logs_the_client_the_proxy_header_gave() {
 }
 
 const HAPROXY: &str = "/usr/sbin/haproxy";
-
-/// The probe's line for `key`, from its report.
-fn report(reply: &[u8], key: &str) -> String {
-    let text = String::from_utf8_lossy(reply);
-    text.lines()
-        .find(|l| l.starts_with(key))
-        .unwrap_or_else(|| panic!("no {key} in {text:?}"))
-        .trim_end()
-        .to_owned()
-}
 
 /// HAProxy in TCP mode on loopback, in front of a listener that takes
 /// PROXY headers from 127.0.0.1 only. The client connects from 127.0.0.2,

@@ -683,3 +683,14 @@ pub fn binary_data(len: usize) -> Vec<u8> {
         })
         .collect()
 }
+
+/// The line of the probe service's report (tests/data/probe.pl) that
+/// begins with `key`, failing when there is none.
+pub fn probe_report(reply: &[u8], key: &str) -> String {
+    let text = String::from_utf8_lossy(reply);
+    text.lines()
+        .find(|l| l.starts_with(key))
+        .unwrap_or_else(|| panic!("no {key} in {text:?}"))
+        .trim_end()
+        .to_owned()
+}
