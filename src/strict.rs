@@ -21,7 +21,6 @@ use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::fmt;
 use std::os::fd::OwnedFd;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
 use nix::errno::Errno;
@@ -361,11 +360,6 @@ fn names(path: &Path) -> VecDeque<OsString> {
             Component::RootDir | Component::CurDir | Component::Prefix(_) => None,
         })
         .collect()
-}
-
-/// Whether `path`'s bytes hold no NUL, so that it can be passed to exec.
-pub fn has_no_nul(path: &Path) -> bool {
-    !path.as_os_str().as_bytes().contains(&0)
 }
 
 #[cfg(test)]
