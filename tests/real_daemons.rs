@@ -317,45 +317,12 @@ const SSHD: &str = "/usr/sbin/sshd";
 const SSH: &str = "/usr/bin/ssh";
 const SSH_KEYGEN: &str = "/usr/bin/ssh-keygen";
 
-fn run(command: &mut Command) {
-    let out = command.stdin(Stdio::null()).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{command:?}: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// sshd as a running daemon on 127.0.0.1:`port`, with a host key and a
 /// user key of the test's own in `dir`; the machine's sshd, its keys and
 /// its pid file are left alone. Its log goes to `dir/sshd.stderr`.
 fn sshd(dir: &Path, port: u16) -> (Running, PathBuf) {
-    let d = dir.to_str().unwrap();
-    for key in ["host_key", "user_key"] {
-        run(Command::new(SSH_KEYGEN)
-            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-            .arg(dir.join(key)));
-    }
-    fs::copy(dir.join("user_key.pub"), dir.join("authorized_keys")).unwrap();
-    let config = dir.join("sshd_config");
-    fs::write(
-        &config,
-        format!(
-            "ListenAddress 127.0.0.1:{port}\n\
-             PidFile none\n\
-             HostKey {d}/host_key\n\
-             AuthorizedKeysFile {d}/authorized_keys\n\
-             PermitRootLogin prohibit-password\n\
-             PasswordAuthentication no\n\
-             KbdInteractiveAuthentication no\n\
-             StrictModes no\n\
-             UsePAM no\n"
-        ),
-    )
-    .unwrap();
-    // What ssh.service would create; sshd refuses to run without it.
-    fs::create_dir_all("/run/sshd").unwrap();
+    let extra = format!("ListenAddress 127.0.0.1:{port}\nPidFile none\n");
+    let config = common::throwaway_sshd(dir, &extra);
     let mut command = Command::new(SSHD);
     command.args(["-D", "-e", "-f"]).arg(&config);
     (

@@ -84,41 +84,7 @@ fn ssh_through_tcpmux_reaches_sshd_i() {
         return;
     }
     let dir = TempDir::new("sshd");
-    let d = dir.path().to_str().unwrap();
-    for key in ["host_key", "user_key"] {
-        run(Command::new("/usr/bin/ssh-keygen").args([
-            "-q",
-            "-t",
-            "ed25519",
-            "-N",
-            "",
-            "-f",
-            &format!("{d}/{key}"),
-        ]));
-    }
-    fs::copy(
-        dir.path().join("user_key.pub"),
-        dir.path().join("authorized_keys"),
-    )
-    .unwrap();
-    // A configuration of the test's own: the machine's sshd and its keys
-    // are left alone. The keys live under /tmp, which StrictModes refuses.
-    let config = dir.path().join("sshd_config");
-    fs::write(
-        &config,
-        format!(
-            "HostKey {d}/host_key\n\
-             AuthorizedKeysFile {d}/authorized_keys\n\
-             PermitRootLogin prohibit-password\n\
-             PasswordAuthentication no\n\
-             KbdInteractiveAuthentication no\n\
-             StrictModes no\n\
-             UsePAM no\n"
-        ),
-    )
-    .unwrap();
-    // What ssh.service would create; sshd -i refuses to run without it.
-    fs::create_dir_all("/run/sshd").unwrap();
+    let config = common::throwaway_sshd(dir.path(), "");
     let line = documented_line("ssh").replace("/etc/ssh/sshd_config", config.to_str().unwrap());
     let server = serve(&line);
 
@@ -141,7 +107,9 @@ fn ssh_through_tcpmux_reaches_sshd_i() {
             "UserKnownHostsFile=/dev/null",
         ])
         .args(["-o", "BatchMode=yes", "-o", "LogLevel=ERROR"])
-        .args(["-i", &format!("{d}/user_key"), "root@127.0.0.1", "cat"])
+        .arg("-i")
+        .arg(dir.path().join("user_key"))
+        .args(["root@127.0.0.1", "cat"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -694,3 +694,39 @@ pub fn probe_report(reply: &[u8], key: &str) -> String {
         .trim_end()
         .to_owned()
 }
+
+/// A throwaway sshd set-up in `dir`: a host key, a user key allowed to log
+/// in as root, and a configuration that names them, `extra` lines first;
+/// the machine's sshd, its keys and its configuration are left alone.
+/// Returns the configuration's path; the user key is `dir/user_key`.
+pub fn throwaway_sshd(dir: &Path, extra: &str) -> PathBuf {
+    let d = dir.to_str().unwrap();
+    for key in ["host_key", "user_key"] {
+        let made = Command::new("/usr/bin/ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(dir.join(key))
+            .stdin(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(made.success(), "ssh-keygen {key}");
+    }
+    fs::copy(dir.join("user_key.pub"), dir.join("authorized_keys")).unwrap();
+    // StrictModes no: the keys are the test's, in its scratch directory.
+    let config = dir.join("sshd_config");
+    fs::write(
+        &config,
+        format!(
+            "{extra}HostKey {d}/host_key\n\
+             AuthorizedKeysFile {d}/authorized_keys\n\
+             PermitRootLogin prohibit-password\n\
+             PasswordAuthentication no\n\
+             KbdInteractiveAuthentication no\n\
+             StrictModes no\n\
+             UsePAM no\n"
+        ),
+    )
+    .unwrap();
+    // What ssh.service would create; sshd refuses to run without it.
+    fs::create_dir_all("/run/sshd").unwrap();
+    config
+}
